@@ -1,0 +1,107 @@
+"""Record the outputs of named submodules during a forward pass.
+
+A distillation loss names what it compares by module name: ``'neck'`` (the
+tuple of FPN levels), ``'backbone'``, or a head convolution such as
+``'bbox_head.retina_cls'``. A head convolution is shared by all FPN levels and
+so is called once per level; its record is then the tuple of those calls in
+order, which is again "one tensor per level".
+"""
+from contextlib import contextmanager
+from typing import Dict, Iterable, List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+
+def as_levels(output) -> Tuple[Tensor, ...]:
+    """Flatten a module output into a tuple of tensors, one per level."""
+    if isinstance(output, Tensor):
+        return (output, )
+    if isinstance(output, (list, tuple)) and all(
+            isinstance(o, Tensor) for o in output):
+        return tuple(output)
+    raise TypeError(
+        f'a recorded module returned {type(output).__name__}; distillation '
+        'can only compare modules that return a tensor or a tuple of tensors '
+        '(e.g. "neck", or a head conv such as "bbox_head.retina_cls")')
+
+
+class OutputRecorder:
+    """Forward hooks on ``model``'s submodules ``names``, active inside
+    :meth:`record` only.
+
+    Args:
+        model (nn.Module): The detector whose modules are recorded.
+        names (Iterable[str]): Dotted submodule names. Must exist
+            (checked by :func:`resolve_module` beforehand).
+    """
+
+    def __init__(self, model: nn.Module, names: Iterable[str]):
+        self.names = sorted(set(names))
+        self._calls: Dict[str, List] = {}
+        self._active = False
+        for name in self.names:
+            model.get_submodule(name).register_forward_hook(self._hook(name))
+
+    def _hook(self, name: str):
+
+        def hook(module, args, output):
+            if self._active:
+                self._calls[name].append(output)
+
+        return hook
+
+    @contextmanager
+    def record(self):
+        """Collect outputs during the ``with`` block; read them with
+        :meth:`get` afterwards."""
+        self._calls = {name: [] for name in self.names}
+        self._active = True
+        try:
+            yield self
+        finally:
+            self._active = False
+
+    def get(self, name: str) -> Tuple[Tensor, ...]:
+        """The recorded levels of ``name`` (see module docstring)."""
+        calls = self._calls.get(name)
+        if not calls:
+            raise RuntimeError(
+                f'module {name!r} was not called during the forward pass, so '
+                'there is nothing to distil from it')
+        if len(calls) == 1:
+            return as_levels(calls[0])
+        return tuple(t for call in calls for t in as_levels(call))
+
+    def clear(self) -> None:
+        """Drop the references to the last pass's tensors."""
+        self._calls = {}
+
+
+def resolve_module(model: nn.Module, name: str, who: str, key: str) -> nn.Module:
+    """``model.get_submodule(name)`` with an error that names the config key.
+
+    Args:
+        model (nn.Module): Student or teacher detector.
+        name (str): Dotted module name from the config.
+        who (str): ``'student'`` or ``'teacher'``, for the message.
+        key (str): The config key that holds ``name``, for the message.
+    """
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        top = ', '.join(n for n, _ in model.named_children())
+        raise ValueError(
+            f'{key}: the {who} has no module named {name!r}; its top-level '
+            f'modules are: {top}') from None
+
+
+@torch.no_grad()
+def probe_shapes(run, recorder: OutputRecorder, names: Iterable[str]):
+    """Run ``run()`` once under :meth:`OutputRecorder.record` and return the
+    shape of every level of every name: ``{name: [shape, ...]}``."""
+    with recorder.record():
+        run()
+    shapes = {n: [tuple(t.shape) for t in recorder.get(n)] for n in names}
+    recorder.clear()
+    return shapes

@@ -1,0 +1,83 @@
+"""Run training jobs and collect their metrics: the engine of ``make demo``
+and of ``tools/benchmark_accuracy.py``.
+
+Each job runs ``tools/train.py`` in a fresh process (as a user would), and
+its final validation metrics are read from mmengine's
+``<work_dir>/<timestamp>/vis_data/scalars.json``.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def final_metrics(work_dir: str) -> Dict[str, float]:
+    """The last validation metrics logged under ``work_dir`` (newest run)."""
+    runs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not runs:
+        raise FileNotFoundError(f'no scalars.json under {work_dir}: did training run?')
+    metrics: Dict[str, float] = {}
+    with open(runs[-1]) as f:
+        for line in f:
+            record = json.loads(line)
+            if any(k.startswith('coco/') for k in record):
+                metrics = {k: v for k, v in record.items() if k.startswith('coco/')}
+    if not metrics:
+        raise ValueError(f'{runs[-1]} holds no validation metrics')
+    return metrics
+
+
+def last_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint named in ``work_dir/last_checkpoint``, if it exists."""
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(marker):
+        return None
+    with open(marker) as f:
+        path = f.read().strip()
+    return path if osp.isfile(path) else None
+
+
+def train(config: str, work_dir: str, cfg_options: Sequence[str] = (),
+          extra_args: Sequence[str] = (), log_name: str = 'train.log') -> Dict[str, float]:
+    """Train ``config`` into ``work_dir`` and return its final metrics.
+
+    The child's output goes to ``work_dir/<log_name>``; on failure its tail is
+    raised in the error so that nothing is lost.
+    """
+    os.makedirs(work_dir, exist_ok=True)
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'), config,
+           '--work-dir', work_dir, *extra_args]
+    if cfg_options:
+        cmd += ['--cfg-options', *cfg_options]
+    log_path = osp.join(work_dir, log_name)
+    start = time.time()
+    with open(log_path, 'w') as log:
+        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    if code != 0:
+        with open(log_path) as f:
+            tail = ''.join(f.readlines()[-30:])
+        raise RuntimeError(f'training failed ({" ".join(cmd)}), log {log_path}:\n{tail}')
+    metrics = final_metrics(work_dir)
+    metrics['train_seconds'] = round(time.time() - start, 1)
+    return metrics
+
+
+def gap_closed(student: float, distilled: float, teacher: float) -> Optional[float]:
+    """Fraction of the teacher-student gap closed by distillation (None when
+    the teacher is not better than the student)."""
+    gap = teacher - student
+    return None if gap <= 0 else (distilled - student) / gap
+
+
+def format_table(rows: List[Dict], columns: Sequence[str]) -> str:
+    """A Markdown table of ``rows`` (dicts) with ``columns``."""
+    lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+    for row in rows:
+        lines.append('| ' + ' | '.join(str(row.get(c, '')) for c in columns) + ' |')
+    return '\n'.join(lines)

@@ -1,0 +1,5 @@
+from .distill_loss_weight_hook import DistillLossWeightHook, loss_weight_factor
+from .distill_stop_hook import DistillStopHook
+from .teacher_eval_hook import TeacherEvalHook
+
+__all__ = ['DistillLossWeightHook', 'DistillStopHook', 'TeacherEvalHook', 'loss_weight_factor']
