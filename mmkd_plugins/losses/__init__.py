@@ -1,0 +1,20 @@
+"""Feature-distillation losses; importing this package registers them.
+
+All losses share the call convention of :class:`BaseDistillLoss`
+(``loss(student, teacher, data_samples=None, weights=None)``).
+"""
+from .base import BaseDistillLoss, weighted_mean
+from .cwd_loss import CWDLoss, cwd_level_loss
+from .fgd_loss import (FGDLoss, GlobalContextBlock, boxes_to_cells,
+                       fgd_feature_loss, fgd_mask_loss, fgd_masks,
+                       fgd_relation_loss, spatial_channel_attention)
+from .mse_loss import FeatureMSELoss, feature_mse_level_loss
+from .pkd_loss import PKDLoss, pkd_level_loss, standardize
+
+__all__ = [
+    'BaseDistillLoss', 'weighted_mean', 'CWDLoss', 'cwd_level_loss',
+    'FGDLoss', 'GlobalContextBlock', 'boxes_to_cells', 'fgd_feature_loss',
+    'fgd_mask_loss', 'fgd_masks', 'fgd_relation_loss',
+    'spatial_channel_attention', 'FeatureMSELoss', 'feature_mse_level_loss',
+    'PKDLoss', 'pkd_level_loss', 'standardize'
+]

@@ -1,0 +1,321 @@
+"""The argument convention shared by every feature-distillation loss.
+
+Every loss in this package is called the same way::
+
+    loss = loss_module(student, teacher, data_samples=None, weights=None)
+
+where ``student`` and ``teacher`` hold one ``(N, C, H, W)`` feature map per
+FPN level, and ``weights`` optionally re-weights each level's contribution
+(this is the hook an uncertainty-aware wrapper uses to down-weight locations
+without touching the host loss). :class:`BaseDistillLoss` checks the inputs
+once, casts them to float32, detaches the teacher and sums the per-level
+losses that a subclass computes in :meth:`BaseDistillLoss.level_loss`.
+
+The module-level helpers are also used by the subclasses to validate their
+constructor arguments, so that every configuration error reads the same way.
+"""
+import contextlib
+import numbers
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+#: A single feature map, or one feature map per level.
+MultiLevel = Union[Tensor, Sequence[Tensor]]
+
+
+# --------------------------------------------------------------------------
+# Constructor-argument checks
+# --------------------------------------------------------------------------
+def check_number(name: str, value, *, min_value: float = 0.0,
+                 inclusive: bool = True) -> float:
+    """Validate a real-valued hyper-parameter.
+
+    Args:
+        name (str): Argument name, quoted in the error message.
+        value: The value to check.
+        min_value (float): Lower bound. Defaults to 0.
+        inclusive (bool): Whether ``min_value`` itself is allowed.
+
+    Returns:
+        float: ``value`` as a Python float.
+
+    Raises:
+        TypeError: If ``value`` is not a real number (``bool`` is rejected
+            because ``True`` as a weight is almost certainly a typo).
+        ValueError: If ``value`` is below the bound or not finite.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f'{name} must be a real number, got {value!r} '
+                        f'of type {type(value).__name__}')
+    value = float(value)
+    if value != value or value in (float('inf'), float('-inf')):
+        raise ValueError(f'{name} must be finite, got {value}')
+    if value < min_value or (not inclusive and value == min_value):
+        op = '>=' if inclusive else '>'
+        raise ValueError(f'{name} must be {op} {min_value:g}, got {value:g}')
+    return value
+
+
+def check_positive_int(name: str, value) -> int:
+    """Validate a positive integer hyper-parameter (e.g. a channel count).
+
+    Args:
+        name (str): Argument name, quoted in the error message.
+        value: The value to check.
+
+    Returns:
+        int: ``value``.
+
+    Raises:
+        TypeError: If ``value`` is not an ``int`` (``bool`` is rejected).
+        ValueError: If ``value < 1``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f'{name} must be an int, got {value!r} '
+                        f'of type {type(value).__name__}')
+    if value < 1:
+        raise ValueError(f'{name} must be >= 1, got {value}')
+    return int(value)
+
+
+# --------------------------------------------------------------------------
+# Forward-argument checks
+# --------------------------------------------------------------------------
+def as_levels(feats: MultiLevel, name: str) -> Tuple[Tensor, ...]:
+    """Turn a tensor or a sequence of tensors into a tuple of levels.
+
+    Args:
+        feats (Tensor | Sequence[Tensor]): One feature map, or one per level.
+        name (str): ``'student'``, ``'teacher'`` or ``'weights'``, for
+            error messages.
+
+    Returns:
+        tuple[Tensor]: The levels, unchanged.
+
+    Raises:
+        TypeError: If ``feats`` or one of its items is not a tensor.
+    """
+    if isinstance(feats, Tensor):
+        return (feats, )
+    if not isinstance(feats, (list, tuple)):
+        raise TypeError(f'{name} must be a Tensor or a tuple/list of '
+                        f'Tensors, got {type(feats).__name__}')
+    for i, feat in enumerate(feats):
+        if not isinstance(feat, Tensor):
+            raise TypeError(f'level {i}: {name} must be a Tensor, '
+                            f'got {type(feat).__name__}')
+    return tuple(feats)
+
+
+def _shape(t: Tensor) -> tuple:
+    return tuple(t.shape)
+
+
+def prepare_pairs(student: MultiLevel, teacher: MultiLevel
+                  ) -> Tuple[Tuple[Tensor, ...], Tuple[Tensor, ...]]:
+    """Check student/teacher levels pairwise and bring them to float32.
+
+    Args:
+        student (Tensor | Sequence[Tensor]): Student features, each
+            (N, C, H, W).
+        teacher (Tensor | Sequence[Tensor]): Teacher features, same shapes.
+
+    Returns:
+        tuple: ``(student_levels, teacher_levels)``, each a tuple of float32
+        (N, C, H, W) tensors; the teacher levels are detached, so no gradient
+        can ever reach the teacher.
+
+    Raises:
+        ValueError: On an empty tuple, a differing number of levels, a
+            non-4D tensor, a shape mismatch (the message names the level and
+            both shapes), an empty batch or an empty feature map.
+    """
+    stu = as_levels(student, 'student')
+    tea = as_levels(teacher, 'teacher')
+    if len(stu) == 0 or len(tea) == 0:
+        raise ValueError('student and teacher must each hold at least one '
+                         f'level, got {len(stu)} and {len(tea)}')
+    if len(stu) != len(tea):
+        raise ValueError(f'number of levels differs: student has {len(stu)}, '
+                         f'teacher has {len(tea)}')
+    for i, (s, t) in enumerate(zip(stu, tea)):
+        if s.dim() != 4:
+            raise ValueError(f'level {i}: expected (N, C, H, W) features, '
+                             f'got student shape {_shape(s)}')
+        if s.shape != t.shape:
+            raise ValueError(f'level {i}: student {_shape(s)} vs '
+                             f'teacher {_shape(t)}')
+        if s.shape[0] == 0:
+            raise ValueError(f'empty batch: level {i} has shape {_shape(s)}')
+        if s.numel() == 0:
+            raise ValueError(f'level {i}: empty feature map {_shape(s)}')
+    # float() is a no-op for float32 inputs, so nothing is copied outside AMP.
+    return (tuple(s.float() for s in stu),
+            tuple(t.detach().float() for t in tea))
+
+
+def prepare_weights(weights: Optional[MultiLevel],
+                    feats: Sequence[Tensor]) -> List[Optional[Tensor]]:
+    """Check optional per-level weights against the feature shapes.
+
+    Weights are not detached: a wrapper that learns them (e.g. a predicted
+    uncertainty) needs their gradient.
+
+    Args:
+        weights (Tensor | Sequence[Tensor] | None): One non-negative tensor
+            per level, each broadcastable to that level's (N, C, H, W), e.g.
+            (N, 1, H, W), (N, C, 1, 1) or (N, C, H, W). ``None`` means all
+            ones.
+        feats (Sequence[Tensor]): The (already checked) feature levels.
+
+    Returns:
+        list[Tensor | None]: One float32 weight (or ``None``) per level.
+
+    Raises:
+        ValueError: If the number of levels differs, a weight does not
+            broadcast to its level's shape or has a negative entry (the
+            message names the level).
+    """
+    if weights is None:
+        return [None] * len(feats)
+    levels = as_levels(weights, 'weights')
+    if len(levels) != len(feats):
+        raise ValueError(f'weights has {len(levels)} levels but the features '
+                         f'have {len(feats)}')
+    out = []
+    for i, (w, f) in enumerate(zip(levels, feats)):
+        try:
+            broadcast = torch.broadcast_shapes(w.shape, f.shape)
+        except RuntimeError:
+            broadcast = None
+        if broadcast != f.shape:
+            raise ValueError(f'level {i}: weights shape {_shape(w)} is not '
+                             f'broadcastable to features {_shape(f)}')
+        w = w.float()
+        if bool((w < 0).any()):
+            raise ValueError(f'level {i}: weights must be non-negative')
+        out.append(w)
+    return out
+
+
+# --------------------------------------------------------------------------
+# Reductions shared by several losses
+# --------------------------------------------------------------------------
+def weighted_mean(elementwise: Tensor, weight: Optional[Tensor]) -> Tensor:
+    """Mean of an elementwise loss, optionally weighted.
+
+    With a weight the result is ``sum(w * e) / sum(broadcast(w))``: a
+    normalised weighted mean, so a constant weight of any positive value
+    gives the unweighted mean, and a weight of ones gives it bit for bit
+    (both branches sum the same tensor in the same order and divide by the
+    same integer). An all-zero weight gives 0.
+
+    Args:
+        elementwise (Tensor): Per-element loss, (N, C, H, W).
+        weight (Tensor | None): Non-negative, broadcastable to
+            ``elementwise``.
+
+    Returns:
+        Tensor: Scalar.
+    """
+    if weight is None:
+        return elementwise.sum() / elementwise.numel()
+    # Broadcasting only repeats entries, so the sum over the broadcast weight
+    # is the sum over the small tensor times an exact integer factor; this
+    # avoids materialising the expanded weight.
+    repeat = elementwise.numel() // weight.numel()
+    denom = (weight.sum() * repeat).clamp_min(torch.finfo(weight.dtype).tiny)
+    return (weight * elementwise).sum() / denom
+
+
+def _autocast_disabled(device: torch.device):
+    """Context in which autocast is off for ``device`` (if it supports it)."""
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except (RuntimeError, ValueError):
+        # Device types without autocast support have nothing to disable.
+        return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------
+# Base class
+# --------------------------------------------------------------------------
+class BaseDistillLoss(nn.Module):
+    """Base class fixing the call convention of feature-distillation losses.
+
+    Subclasses implement :meth:`level_loss` for one level and may override
+    :meth:`check_inputs` for extra requirements (e.g. ground truth). The
+    whole forward runs with autocast disabled, so learnable parts of a loss
+    (FGD's global-context blocks) also compute in float32 under AMP.
+
+    Args:
+        loss_weight (float): Multiplier of the summed per-level losses.
+            Must be >= 0. Defaults to 1.0.
+    """
+
+    def __init__(self, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.loss_weight = check_number('loss_weight', loss_weight)
+
+    def forward(self,
+                student: MultiLevel,
+                teacher: MultiLevel,
+                data_samples: Optional[list] = None,
+                weights: Optional[MultiLevel] = None) -> Tensor:
+        """Compute the distillation loss summed over levels.
+
+        Args:
+            student (Tensor | Sequence[Tensor]): Student features, one
+                (N, C, H, W) tensor per level (channel-adapted already).
+            teacher (Tensor | Sequence[Tensor]): Teacher features, same
+                shapes; treated as constants.
+            data_samples (list[DetDataSample], optional): Length N; only
+                losses that use ground truth read it.
+            weights (Tensor | Sequence[Tensor], optional): One non-negative
+                tensor per level broadcastable to (N, C, H, W); ``None``
+                means all ones. How a weight enters is documented by each
+                loss.
+
+        Returns:
+            Tensor: Scalar float32 ``loss_weight * sum_l level_loss_l``.
+        """
+        stu, tea = prepare_pairs(student, teacher)
+        level_weights = prepare_weights(weights, stu)
+        self.check_inputs(stu, data_samples)
+        with _autocast_disabled(stu[0].device):
+            losses = [
+                self.level_loss(i, s, t, w, data_samples)
+                for i, (s, t, w) in enumerate(zip(stu, tea, level_weights))
+            ]
+        return self.loss_weight * torch.stack(losses).sum()
+
+    def check_inputs(self, student: Tuple[Tensor, ...],
+                     data_samples: Optional[list]) -> None:
+        """Hook for loss-specific input checks; raise ValueError on misuse.
+
+        Args:
+            student (tuple[Tensor]): The checked float32 student levels.
+            data_samples (list[DetDataSample] | None): As given to forward.
+        """
+
+    def level_loss(self, level: int, student: Tensor, teacher: Tensor,
+                   weight: Optional[Tensor],
+                   data_samples: Optional[list]) -> Tensor:
+        """Loss of one level, before ``loss_weight``.
+
+        Args:
+            level (int): Level index (selects per-level modules).
+            student (Tensor): float32 (N, C, H, W).
+            teacher (Tensor): float32 (N, C, H, W), detached.
+            weight (Tensor | None): float32, broadcastable to (N, C, H, W).
+            data_samples (list[DetDataSample] | None): As given to forward.
+
+        Returns:
+            Tensor: Scalar.
+        """
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f'loss_weight={self.loss_weight}'
