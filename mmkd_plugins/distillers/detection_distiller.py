@@ -57,7 +57,9 @@ def build_detector_cfg(cfg: Union[str, dict], key: str) -> ConfigDict:
     """
     if isinstance(cfg, str):
         try:
-            loaded = Config.fromfile(cfg)
+            # Config.fromfile takes 'mmdet::' paths only inside _base_.
+            path = Config._get_cfg_path(cfg, '')[0] if '::' in cfg else cfg
+            loaded = Config.fromfile(path)
         except FileNotFoundError as e:
             raise FileNotFoundError(f'{key}: config {cfg!r} not found ({e})') from None
         if 'model' not in loaded:
@@ -89,7 +91,11 @@ def load_teacher_weights(teacher: nn.Module, path: str) -> None:
     for prefix in ('module.', 'student.'):
         if all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
-    result = teacher.load_state_dict(state, strict=False)
+    try:
+        result = teacher.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # size mismatches raise even when not strict
+        raise ValueError(f'teacher_ckpt: {path!r} does not match the teacher '
+                         f'model: {str(e).splitlines()[1].strip()} ...') from None
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(
             f'teacher_ckpt: {path!r} does not match the teacher model: '
