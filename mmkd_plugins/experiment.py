@@ -81,3 +81,25 @@ def format_table(rows: List[Dict], columns: Sequence[str]) -> str:
     for row in rows:
         lines.append('| ' + ' | '.join(str(row.get(c, '')) for c in columns) + ' |')
     return '\n'.join(lines)
+
+
+def schedule_options(iters: int, warmup: int = 100) -> List[str]:
+    """``--cfg-options`` that set the demo configs' schedule to ``iters``
+    iterations (loop, cosine decay, checkpoint and validation at the end)."""
+    if iters <= warmup:
+        raise ValueError(f'iters must exceed the {warmup}-iteration warm-up, got {iters}')
+    return [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+            f'param_scheduler.1.end={iters}', f'param_scheduler.1.T_max={iters - warmup}',
+            f'default_hooks.checkpoint.interval={iters}']
+
+
+def count_parameters(config: str) -> int:
+    """Parameters of the model a config builds (the student of a distiller)."""
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from .distillers.detection_distiller import build_detector_cfg
+    cfg = Config.fromfile(config)
+    model_cfg = cfg.model
+    if model_cfg.get('type') == 'DetectionDistiller':
+        model_cfg = build_detector_cfg(model_cfg.student, 'model.student')
+    return sum(p.numel() for p in MODELS.build(model_cfg).parameters())

@@ -72,7 +72,7 @@ def fgd_spec(**loss_kwargs) -> dict:
     return dict(student='neck', teacher='neck', loss=dict(type='FGDLoss', **loss_kwargs))
 
 
-def distiller_cfg(student=None, teacher=None, losses=None, teacher_ckpt=None) -> dict:
+def distiller_cfg(student=None, teacher=None, losses=None, teacher_ckpt=None, **kwargs) -> dict:
     """A DetectionDistiller config with a random teacher by default."""
     return dict(
         type='DetectionDistiller',
@@ -80,7 +80,7 @@ def distiller_cfg(student=None, teacher=None, losses=None, teacher_ckpt=None) ->
         teacher=teacher or tiny_retinanet(width=16, fpn=32),
         teacher_ckpt=teacher_ckpt,
         distill_losses={'loss_fgd': fgd_spec()} if losses is None else losses,
-        probe_size=(64, 64))
+        probe_size=(64, 64), **kwargs)
 
 
 def make_batch(model, batch_size=2, size=(64, 64), num_items=None, training=True, seed=0):

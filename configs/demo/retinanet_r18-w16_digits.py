@@ -1,6 +1,6 @@
-# Student for the demo data: the teacher's layout at a quarter of its width
-# (ResNet-18 with 16 base channels, FPN 64): about 1/14 of its parameters.
-_base_ = ['./retinanet_r18_digits.py']
+# Student for the demo data: the teacher's layout at half its width
+# (ResNet-18 with 16 base channels, FPN 64, head 64).
+_base_ = ['./retinanet_r18-w32_digits.py']
 model = dict(
     backbone=dict(base_channels=16),
     neck=dict(in_channels=[32, 64, 128], out_channels=64),

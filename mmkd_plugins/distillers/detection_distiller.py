@@ -145,6 +145,11 @@ class DetectionDistiller(BaseModel):
             of the loss are filled in from the probe when omitted.
         probe_size (tuple[int, int]): (H, W) of the dummy image used to check
             shapes at build time. Default (128, 128).
+        init_student_from_teacher (Sequence[str]): Student modules (e.g.
+            ``('neck', 'bbox_head')``) that start from the teacher's weights,
+            as FGD's COCO results do; shapes must match. Applied in
+            :meth:`init_weights`, i.e. after the student's own init and
+            before any ``load_from``/``--resume``. Default: none.
         data_preprocessor: Ignored in favour of the student's own, so that
             both models see identical inputs.
         init_cfg (dict, optional): Initialisation config of the distiller.
@@ -156,6 +161,7 @@ class DetectionDistiller(BaseModel):
                  teacher_ckpt: Optional[str] = _REQUIRED,
                  distill_losses: Optional[dict] = None,
                  probe_size: Sequence[int] = (128, 128),
+                 init_student_from_teacher: Sequence[str] = (),
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if teacher_ckpt is _REQUIRED:
@@ -186,6 +192,29 @@ class DetectionDistiller(BaseModel):
         self.distill_losses = nn.ModuleDict()
         self.adapters = nn.ModuleDict()
         self._build_losses(distill_losses or {}, tuple(probe_size))
+        self.init_student_from_teacher = tuple(init_student_from_teacher)
+        for prefix in self.init_student_from_teacher:
+            self._inherited_state(prefix)  # fail at build time, not at init
+
+    def _inherited_state(self, prefix: str) -> Dict[str, Tensor]:
+        """The teacher's state under ``prefix``, checked against the student."""
+        key = f'init_student_from_teacher: {prefix!r}'
+        student = resolve_module(self.student, prefix, 'student', key).state_dict()
+        teacher = resolve_module(self.teacher, prefix, 'teacher', key).state_dict()
+        for name, value in student.items():
+            if name not in teacher or teacher[name].shape != value.shape:
+                got = tuple(teacher[name].shape) if name in teacher else 'nothing'
+                raise ValueError(f'{key}: student {prefix}.{name} {tuple(value.shape)} '
+                                 f'vs teacher {got}; only identical layouts can be copied')
+        return teacher
+
+    def init_weights(self) -> None:
+        """Initialise the student (its own init_cfg), then copy the modules
+        of ``init_student_from_teacher`` from the teacher."""
+        super().init_weights()
+        with torch.no_grad():
+            for prefix in self.init_student_from_teacher:
+                self.student.get_submodule(prefix).load_state_dict(self._inherited_state(prefix))
 
     # -- construction --------------------------------------------------------
     @property

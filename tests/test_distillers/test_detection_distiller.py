@@ -253,3 +253,19 @@ def test_error_empty_batch():
     data = make_batch(model)
     with pytest.raises(ValueError, match='empty batch'):
         model.loss(data['inputs'][:0], [])
+
+
+def test_init_student_from_teacher_copies_after_init():
+    model = build(teacher=tiny_retinanet(width=16, fpn=16),
+                  losses={'loss_fgd': fgd_spec()}, init_student_from_teacher=['bbox_head'])
+    model.init_weights()
+    for key, value in model.teacher.bbox_head.state_dict().items():
+        assert torch.equal(model.student.bbox_head.state_dict()[key], value), key
+    assert not torch.equal(model.student.neck.fpn_convs[0].conv.weight[:, :8],
+                           model.teacher.neck.fpn_convs[0].conv.weight[:, :8])
+
+
+def test_error_init_student_from_teacher_with_other_shapes():
+    with pytest.raises(ValueError, match=r"init_student_from_teacher: 'bbox_head': student "
+                                         r"bbox_head.cls_convs.0.conv.weight \(16, 16, 3, 3\) vs teacher \(32, 32, 3, 3\)"):
+        build(init_student_from_teacher=['bbox_head'])

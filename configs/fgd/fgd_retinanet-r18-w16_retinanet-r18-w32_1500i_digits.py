@@ -1,4 +1,4 @@
-# FGD on the demo data: the R18-w16 student learns from the R18 teacher's FPN.
+# FGD on the demo data: the R18-w16 student learns from the R18-w32 teacher's FPN.
 # Student FPN is 64 wide, teacher 128: the distiller adds 1x1 adapters.
 _base_ = ['../demo/retinanet_r18-w16_digits.py']
 custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
@@ -6,9 +6,9 @@ model = dict(
     _delete_=True,
     type='DetectionDistiller',
     student='{{fileDirname}}/../demo/retinanet_r18-w16_digits.py',
-    teacher='{{fileDirname}}/../demo/retinanet_r18_digits.py',
+    teacher='{{fileDirname}}/../demo/retinanet_r18-w32_digits.py',
     # Written by `make demo` (tools/demo.py passes the path it trained).
-    teacher_ckpt='work_dirs/demo/teacher/iter_2000.pth',
+    teacher_ckpt='work_dirs/demo/teacher/iter_1500.pth',
     distill_losses=dict(
         loss_fgd=dict(
             student='neck', teacher='neck',

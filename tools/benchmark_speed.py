@@ -1,0 +1,148 @@
+"""Training-step time and peak memory of distillation vs. the student alone.
+
+All variants are built in one process and stepped in turn (A, B, A, B, ...),
+so that machine noise hits them alike; the figures are medians over
+``--steps`` steps after ``--warmup``, and ratios are to the first variant.
+
+Peak memory is what one training step allocates above what was allocated
+before it: on CUDA from ``torch.cuda.max_memory_allocated``, on the CPU from
+the profiler's allocation events (summed in time order).
+
+    python tools/benchmark_speed.py                      # demo student vs + FGD
+    python tools/benchmark_speed.py --device cuda --size 800 1333 --batch 2 \\
+        --variant student=mmdet::retinanet/retinanet_r50_fpn_1x_coco.py \\
+        --variant fgd=configs/fgd/fgd_retinanet-r50_retinanet-r101_2x_coco.py
+"""
+import argparse
+import copy
+import os.path as osp
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+DEFAULT_VARIANTS = [
+    'student=configs/demo/retinanet_r18-w16_digits.py',
+    'fgd=configs/fgd/fgd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py',
+]
+
+
+def build_model(config: str, device: str):
+    """The config's model; a distiller gets a random teacher (speed only)."""
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmkd_plugins.distillers.detection_distiller import build_detector_cfg
+    if '::' in config:
+        model_cfg = build_detector_cfg(config, 'config')
+    else:
+        model_cfg = Config.fromfile(config).model
+    if model_cfg.get('type') == 'DetectionDistiller':
+        model_cfg.teacher_ckpt = None
+        model_cfg.probe_size = (128, 128)
+    return MODELS.build(model_cfg).to(device).train()
+
+
+def make_data(batch: int, size, num_classes: int, boxes: int, seed: int = 0):
+    from mmdet.testing import demo_mm_inputs
+    torch.manual_seed(seed)
+    return demo_mm_inputs(batch_size=batch, image_shapes=(3, *size),
+                          num_items=[boxes] * batch, num_classes=num_classes)
+
+
+def sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def peak_step_memory(step, device: str) -> float:
+    """MiB allocated at the peak of one ``step()`` above the level before."""
+    if device.startswith('cuda'):
+        sync(device)
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        sync(device)
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == '[memory]'),
+                    key=lambda e: e.start_ns())
+    current = peak = 0
+    for e in events:
+        current += e.nbytes()
+        peak = max(peak, current)
+    return peak / 2**20
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--variant', action='append', metavar='NAME=CONFIG',
+                        help='a model to time (repeatable); the first is the reference')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--size', type=int, nargs=2, default=(128, 128), metavar=('H', 'W'))
+    parser.add_argument('--num-classes', type=int, default=10)
+    parser.add_argument('--boxes', type=int, default=3, help='GT boxes per image')
+    parser.add_argument('--steps', type=int, default=20)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--amp', action='store_true', help='autocast (CUDA: fp16, CPU: bf16)')
+    args = parser.parse_args(argv)
+
+    import mmkd_plugins  # noqa: F401
+    from mmengine.optim import OptimWrapper
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+
+    variants = []
+    for spec in args.variant or DEFAULT_VARIANTS:
+        name, sep, config = spec.partition('=')
+        if not sep:
+            parser.error(f'--variant needs NAME=CONFIG, got {spec!r}')
+        model = build_model(config, args.device)
+        optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-4))
+        variants.append((name, config, model, optim))
+    data = make_data(args.batch, args.size, args.num_classes, args.boxes)
+
+    def step_fn(model, optim):
+        def step():
+            autocast = torch.autocast(
+                'cuda' if args.device.startswith('cuda') else 'cpu',
+                dtype=torch.float16 if args.device.startswith('cuda') else torch.bfloat16,
+                enabled=args.amp)
+            with autocast:
+                model.train_step(copy.deepcopy(data), optim)
+        return step
+
+    times = {name: [] for name, *_ in variants}
+    for i in range(args.warmup + args.steps):
+        for name, _, model, optim in variants:
+            step = step_fn(model, optim)
+            sync(args.device)
+            start = time.perf_counter()
+            step()
+            sync(args.device)
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    memory = {name: peak_step_memory(step_fn(model, optim), args.device)
+              for name, _, model, optim in variants}
+
+    device_name = (torch.cuda.get_device_name() if args.device.startswith('cuda')
+                   else f'CPU, {torch.get_num_threads()} threads')
+    print(f'device: {device_name} | torch {torch.__version__} | batch {args.batch} | '
+          f'{args.size[0]}x{args.size[1]} | {args.steps} steps (median) | amp {args.amp}')
+    ref_name = variants[0][0]
+    ref_t, ref_m = statistics.median(times[ref_name]), memory[ref_name]
+    print('| variant | step time (ms) | ratio | peak step memory (MiB) | ratio |')
+    print('|---|---|---|---|---|')
+    for name, *_ in variants:
+        t = statistics.median(times[name])
+        print(f'| {name} | {t * 1e3:.1f} | {t / ref_t:.2f} | {memory[name]:.0f} | '
+              f'{memory[name] / ref_m:.2f} |')
+
+
+if __name__ == '__main__':
+    main()
