@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 
 import torch
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
 from mmdet.registry import DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS
 from .compat import load_checkpoint_file
@@ -107,6 +108,9 @@ def export_student(config: str, checkpoint: str, out_dir: str,
         dict: ``{'checkpoint': path, 'config': path, 'sha256': hex}``.
     """
     cfg = Config.fromfile(config)
+    # Registry look-ups (plugin types, building the student) need MMDetection's
+    # modules imported, which its default scope does; a bare CLI has none.
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
     student_cfg = standalone_student_config(cfg)
     ckpt = load_checkpoint_file(checkpoint, map_location='cpu')
     state = ckpt.get('state_dict', ckpt)

@@ -105,7 +105,10 @@ def runner_cfg(data_root: str, work_dir: str, model: dict, max_iters: int = 4,
                checkpoint_interval: int = 2, val: bool = False, **extra) -> Config:
     """A complete training config on the tiny digits data."""
     from mmkd_plugins.datasets import dataset_meta
+    # Resize is an identity on the 64x64 images, but predict() needs the
+    # scale_factor it records to rescale boxes.
     pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
+                dict(type='Resize', scale=(64, 64), keep_ratio=True),
                 dict(type='PackDetInputs')]
 
     def dataset(split):
@@ -142,3 +145,17 @@ def runner_cfg(data_root: str, work_dir: str, model: dict, max_iters: int = 4,
                                ann_file=osp.join(data_root, 'annotations/val.json')))
     cfg.update(extra)
     return Config(cfg)
+
+
+@pytest.fixture
+def fast_runner(monkeypatch):
+    """Speed only: one intra-op thread (the machine is shared, and two threads
+    fighting for two busy cores are ~10x slower on these tiny models) and no
+    yapf formatting of the config text mmengine logs, dumps and puts in every
+    checkpoint (~1 s each); the text stays valid, unformatted Python."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setattr('mmengine.config.config.FormatCode',
+                        lambda text, **kwargs: (text, None))
+    yield
+    torch.set_num_threads(threads)

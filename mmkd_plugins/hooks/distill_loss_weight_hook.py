@@ -50,7 +50,9 @@ class DistillLossWeightHook(Hook):
         warmup_ratio (float): Factor at iteration 0, in [0, 1]. Default 0.
         decay (str, optional): None, 'linear' or 'cosine'. Default None.
         decay_begin (int): Iteration where the decay starts. Default 0.
-        end_factor (float): Factor reached at the last iteration, >= 0.
+        end_factor (float): Factor reached at ``max_iters`` (the last
+            iteration, ``max_iters - 1``, is one decay step short of it,
+            as with mmengine's schedulers), >= 0.
     """
     priority = 'NORMAL'
 
