@@ -269,3 +269,16 @@ def test_error_init_student_from_teacher_with_other_shapes():
     with pytest.raises(ValueError, match=r"init_student_from_teacher: 'bbox_head': student "
                                          r"bbox_head.cls_convs.0.conv.weight \(16, 16, 3, 3\) vs teacher \(32, 32, 3, 3\)"):
         build(init_student_from_teacher=['bbox_head'])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="mmengine's AmpOptimWrapper (--amp) needs CUDA")
+def test_amp_train_step_on_cuda():
+    from mmengine.optim import AmpOptimWrapper
+    model = build().cuda().train()
+    optim = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.01))
+    from mmdet.testing import demo_mm_inputs
+    raw = demo_mm_inputs(batch_size=2, image_shapes=(3, 64, 64), num_items=[3, 3], num_classes=10)
+    log_vars = model.train_step(raw, optim)  # preprocesses on the GPU itself
+    assert torch.isfinite(log_vars['loss_fgd']) and log_vars['loss_fgd'] > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
