@@ -12,18 +12,7 @@ from typing import Dict, Iterable, List, Tuple
 import torch
 from torch import Tensor, nn
 
-
-def as_levels(output) -> Tuple[Tensor, ...]:
-    """Flatten a module output into a tuple of tensors, one per level."""
-    if isinstance(output, Tensor):
-        return (output, )
-    if isinstance(output, (list, tuple)) and all(
-            isinstance(o, Tensor) for o in output):
-        return tuple(output)
-    raise TypeError(
-        f'a recorded module returned {type(output).__name__}; distillation '
-        'can only compare modules that return a tensor or a tuple of tensors '
-        '(e.g. "neck", or a head conv such as "bbox_head.retina_cls")')
+from ..losses.base import as_levels
 
 
 class OutputRecorder:
@@ -69,9 +58,10 @@ class OutputRecorder:
             raise RuntimeError(
                 f'module {name!r} was not called during the forward pass, so '
                 'there is nothing to distil from it')
+        what = f'the output of module {name!r}'
         if len(calls) == 1:
-            return as_levels(calls[0])
-        return tuple(t for call in calls for t in as_levels(call))
+            return as_levels(calls[0], what)
+        return tuple(t for call in calls for t in as_levels(call, what))
 
     def clear(self) -> None:
         """Drop the references to the last pass's tensors."""
