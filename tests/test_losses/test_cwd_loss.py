@@ -85,15 +85,6 @@ def test_weighted_value_matches_explicit_formula():
             explicit_cwd(s, t, 2.0, w), rel=1e-5)
 
 
-def test_gradient_reaches_student_not_teacher():
-    s, t = pair()
-    s.requires_grad_(True)
-    t.requires_grad_(True)
-    CWDLoss()(s, t).backward()
-    assert s.grad is not None and s.grad.abs().sum() > 0
-    assert t.grad is None
-
-
 def test_uniform_weights_equal_none():
     s = pair((2, 3, 4, 4))[0], pair((2, 3, 2, 2))[0]
     t = pair((2, 3, 4, 4), 1)[0], pair((2, 3, 2, 2), 1)[0]
@@ -123,13 +114,6 @@ def test_non_uniform_weight_moves_value_as_expected():
     rest[0, 0, 0, 0] = 1.0
     assert loss(s, t, weights=peak) > plain
     assert loss(s, t, weights=rest) < plain
-
-
-def test_levels_sum():
-    s = pair((2, 3, 4, 4))[0], pair((2, 3, 2, 2))[0]
-    t = pair((2, 3, 4, 4), 1)[0], pair((2, 3, 2, 2), 1)[0]
-    loss = CWDLoss(temperature=3.0, loss_weight=0.7)
-    assert torch.allclose(loss(s, t), loss(s[0], t[0]) + loss(s[1], t[1]))
 
 
 def test_fp16_inputs_give_float32():

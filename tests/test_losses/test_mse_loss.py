@@ -49,15 +49,6 @@ def test_value_matches_explicit_formula():
         explicit_mse(s, t, w), rel=1e-5)
 
 
-def test_gradient_reaches_student_not_teacher():
-    s, t = pair()
-    s.requires_grad_(True)
-    t.requires_grad_(True)
-    FeatureMSELoss()(s, t).backward()
-    assert s.grad is not None and s.grad.abs().sum() > 0
-    assert t.grad is None
-
-
 def test_uniform_weights_equal_none():
     s = pair((2, 3, 4, 4))[0], pair((2, 3, 2, 2))[0]
     t = pair((2, 3, 4, 4), 1)[0], pair((2, 3, 2, 2), 1)[0]
@@ -86,13 +77,6 @@ def test_non_uniform_weight_moves_value_as_expected():
     assert loss(s, t, weights=focus) > plain
     assert loss(s, t, weights=ignore) < plain
     assert loss(s, t, weights=ignore).item() == pytest.approx(0.01)
-
-
-def test_levels_sum():
-    s = pair((2, 3, 4, 4))[0], pair((2, 3, 2, 2))[0]
-    t = pair((2, 3, 4, 4), 1)[0], pair((2, 3, 2, 2), 1)[0]
-    loss = FeatureMSELoss(loss_weight=0.5)
-    assert torch.allclose(loss(s, t), loss(s[0], t[0]) + loss(s[1], t[1]))
 
 
 def test_fp16_inputs_give_float32():

@@ -84,15 +84,6 @@ def test_value_matches_explicit_formula_and_pearson():
         explicit_pkd(s, t, w), rel=1e-5)
 
 
-def test_gradient_reaches_student_not_teacher():
-    s, t = pair()
-    s.requires_grad_(True)
-    t.requires_grad_(True)
-    PKDLoss()(s, t).backward()
-    assert s.grad is not None and s.grad.abs().sum() > 0
-    assert t.grad is None
-
-
 def test_constant_maps_have_finite_gradient():
     # A 1x1 top level (small images) has zero variance in every map.
     s = torch.randn(2, 3, 1, 1, requires_grad=True)
@@ -128,13 +119,6 @@ def test_non_uniform_weight_moves_value_as_expected():
         > plain
     assert loss(s, t, weights=torch.tensor([1., 3.]).reshape(1, 2, 1, 1)) \
         < plain
-
-
-def test_levels_sum():
-    s = pair((2, 3, 4, 4))[0], pair((2, 3, 2, 2))[0]
-    t = pair((2, 3, 4, 4), 1)[0], pair((2, 3, 2, 2), 1)[0]
-    loss = PKDLoss()
-    assert torch.allclose(loss(s, t), loss(s[0], t[0]) + loss(s[1], t[1]))
 
 
 def test_fp16_inputs_give_float32():
