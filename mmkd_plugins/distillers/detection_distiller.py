@@ -39,9 +39,10 @@ from torch import Tensor, nn
 
 from mmdet.registry import MODELS
 from ..losses.base import BaseDistillLoss
+from .mc_dropout import check_placement, mc_teacher_samples, parse_mc_dropout
 from .recorder import OutputRecorder, probe_shapes, resolve_module
 
-_SPEC_KEYS = ('student', 'teacher', 'loss', 'adapter', 'levels')
+_SPEC_KEYS = ('student', 'teacher', 'loss', 'adapter', 'levels', 'mc_dropout')
 # The teacher runs stage by stage up to the deepest one a loss reads.
 _STAGES = {'backbone': 0, 'neck': 1, 'bbox_head': 2, 'rpn_head': 2}
 _REQUIRED = object()
@@ -142,7 +143,14 @@ class DetectionDistiller(BaseModel):
             (``'auto'``: a 1x1 conv per level when widths differ, or
             ``None``: widths must match) and ``levels`` (indices of the
             levels to use, default all). ``in_channels`` and ``num_levels``
-            of the loss are filled in from the probe when omitted.
+            of the loss are filled in from the probe when omitted. An
+            optional ``mc_dropout=dict(p, passes, placement, reduce, scale)`` (see
+            :mod:`~mmkd_plugins.distillers.mc_dropout`) makes the loss
+            receive ``teacher_samples``, the teacher's ``passes``
+            stochastic versions of the distilled neck levels; only a loss
+            with ``accepts_teacher_samples = True`` takes it (and needs it),
+            and ``reduce``, ``placement`` and ``scale`` fill the loss
+            arguments of the same names.
         probe_size (tuple[int, int]): (H, W) of the dummy image used to check
             shapes at build time. Default (128, 128).
         init_student_from_teacher (Sequence[str]): Student modules (e.g.
@@ -241,6 +249,9 @@ class DetectionDistiller(BaseModel):
             return
         s_names = {s['student'] for s in self.specs.values()}
         t_names = {s['teacher'] for s in self.specs.values()}
+        if any(s['mc_dropout'] and s['mc_dropout']['placement'] != 'head'
+               for s in self.specs.values()):
+            t_names.add('backbone')  # the input of the MC passes through the neck
         self._student_rec = OutputRecorder(self.student, s_names)
         self._teacher_rec = OutputRecorder(self.teacher, t_names)
         self._teacher_stage = max(_STAGES[n.split('.')[0]] for n in t_names)
@@ -268,6 +279,8 @@ class DetectionDistiller(BaseModel):
             if adapters is not None:
                 self.adapters[name] = adapters
             self.distill_losses[name] = self._build_loss(key, spec, t_levels)
+            if spec['mc_dropout']:
+                self._check_mc_shapes(name, dummy, t_levels)
 
     def _parse_spec(self, name: str, spec) -> dict:
         key = f'distill_losses.{name}'
@@ -279,7 +292,8 @@ class DetectionDistiller(BaseModel):
                 f'{key}: unknown key(s) {unknown}; allowed: {list(_SPEC_KEYS)}')
         if 'loss' not in spec:
             raise ValueError(f'{key}: missing "loss" (the loss config)')
-        parsed = dict(student='neck', teacher='neck', adapter='auto', levels=None)
+        parsed = dict(student='neck', teacher='neck', adapter='auto', levels=None,
+                      mc_dropout=None)
         parsed.update(spec)
         if parsed['adapter'] not in ('auto', None):
             raise ValueError(f"{key}.adapter must be 'auto' or None, got {parsed['adapter']!r}")
@@ -291,6 +305,13 @@ class DetectionDistiller(BaseModel):
                     f'{key}.{who}: {module!r} is not under one of '
                     f'{sorted(_STAGES)}; the distiller runs the teacher only '
                     'up to its dense head (RoI heads need proposals)')
+        if parsed['mc_dropout'] is not None:
+            parsed['mc_dropout'] = parse_mc_dropout(parsed['mc_dropout'], f'{key}.mc_dropout')
+            if parsed['teacher'] != 'neck':
+                raise ValueError(f"{key}.teacher={parsed['teacher']!r}: with mc_dropout the "
+                                 "distilled teacher module must be 'neck'")
+            check_placement(self.teacher, parsed['mc_dropout']['placement'],
+                            f'{key}.mc_dropout')
         return parsed
 
     @staticmethod
@@ -368,6 +389,23 @@ class DetectionDistiller(BaseModel):
                 raise ValueError(
                     f'{key}.loss.{arg}={cfg[arg]} but the teacher\'s '
                     f'{spec["teacher"]!r} gives {value}')
+        takes_samples = getattr(cls, 'accepts_teacher_samples', False)
+        if spec['mc_dropout'] and not takes_samples:
+            raise ValueError(
+                f'{key}.mc_dropout: {cls.__name__} does not take teacher samples; '
+                'wrap it, e.g. loss=dict(type="UncertaintyAwareLoss", host=...)')
+        if takes_samples and not spec['mc_dropout']:
+            raise ValueError(
+                f'{key}.loss.type: {cls.__name__} needs the teacher\'s MC dropout '
+                f'samples; add {key}.mc_dropout=dict(p=0.1, passes=8)')
+        for arg in ('reduce', 'placement', 'scale'):
+            if not spec['mc_dropout'] or arg not in params:
+                continue
+            value = spec['mc_dropout'][arg]
+            if cfg.setdefault(arg, value) != value:
+                raise ValueError(f'{key}.loss.{arg}={cfg[arg]!r} contradicts '
+                                 f'{key}.mc_dropout.{arg}={value!r}; set it in '
+                                 'mc_dropout only')
         if getattr(cls, 'requires_same_classes', False):
             s_cls, t_cls = num_classes_of(self.student), num_classes_of(self.teacher)
             if s_cls != t_cls:
@@ -375,6 +413,56 @@ class DetectionDistiller(BaseModel):
                     f'{key}: {cls.__name__} compares classes, but the student '
                     f'has num_classes={s_cls} and the teacher {t_cls}')
         return MODELS.build(cfg)
+
+    def _check_mc_shapes(self, name: str, dummy: Tensor, t_levels) -> None:
+        key = f'distill_losses.{name}.mc_dropout'
+        spec = self.specs[name]
+        mc = spec['mc_dropout']
+        try:
+            shapes = [tuple(s.shape) for s in self.teacher_samples(dummy, name)]
+        except Exception as e:  # an architecture the placement does not fit
+            raise ValueError(f'{key}: the MC passes fail on the teacher: {e}') from e
+        # (T, N, C, H, W) like the teacher's levels, but 'head' samples have
+        # the head's channels and scale < 1 shrinks H and W.
+        fits = len(shapes) == len(t_levels) and all(
+            len(s) == 5 and s[:2] == (mc['passes'], t[0]) and
+            (mc['placement'] == 'head' or s[2] == t[1]) and
+            (s[3:] == t[2:] if mc['scale'] == 1 else s[3] <= t[2] and s[4] <= t[3])
+            for s, t in zip(shapes, t_levels))
+        if not fits:
+            raise ValueError(f'{key}: the MC samples have shapes {shapes}, which do not '
+                             f'fit the teacher levels {list(map(tuple, t_levels))}')
+
+    @torch.no_grad()
+    def teacher_samples(self, inputs: Tensor, name: str) -> Tuple[Tensor, ...]:
+        """The teacher's MC dropout samples of spec ``name`` for ``inputs``.
+
+        Runs the teacher's deterministic stages, then the batched MC passes
+        (:func:`~mmkd_plugins.distillers.mc_dropout.mc_teacher_samples`). For
+        visualisation and checks; training reuses the step's teacher pass.
+
+        Args:
+            inputs (Tensor): Preprocessed images (N, 3, H, W).
+            name (str): A ``distill_losses`` entry with ``mc_dropout``.
+
+        Returns:
+            tuple[Tensor]: One (T, N, C, H, W) tensor per selected level.
+        """
+        with self._teacher_rec.record():
+            run_stages(self.teacher, inputs, self._teacher_stage)
+        try:
+            return self._mc_samples(name)
+        finally:
+            self._teacher_rec.clear()
+
+    def _mc_samples(self, name: str) -> Tuple[Tensor, ...]:
+        # Reads the teacher's recorded pass: the backbone ran once already.
+        spec = self.specs[name]
+        mc = spec['mc_dropout']
+        source = 'neck' if mc['placement'] == 'head' else 'backbone'
+        samples = mc_teacher_samples(self.teacher, self._teacher_rec.get(source),
+                                     mc['p'], mc['passes'], mc['placement'], mc['scale'])
+        return tuple(self._select(list(samples), spec, name))
 
     # -- modes ---------------------------------------------------------------
     def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
@@ -416,7 +504,11 @@ class DetectionDistiller(BaseModel):
             t = self._select(list(self._teacher_rec.get(spec['teacher'])), spec, name)
             if name in self.adapters:
                 s = [a(x) for a, x in zip(self.adapters[name], s)]
-            loss = self.distill_losses[name](tuple(s), tuple(t), data_samples=data_samples)
+            extra = {}
+            if spec['mc_dropout']:
+                extra['teacher_samples'] = self._mc_samples(name)
+            loss = self.distill_losses[name](tuple(s), tuple(t), data_samples=data_samples,
+                                             **extra)
             out[self._out_key(name)] = loss * scale
         return out
 

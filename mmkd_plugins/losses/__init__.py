@@ -10,11 +10,14 @@ from .fgd_loss import (FGDLoss, GlobalContextBlock, boxes_to_cells,
                        fgd_relation_loss, spatial_channel_attention)
 from .mse_loss import FeatureMSELoss, feature_mse_level_loss
 from .pkd_loss import PKDLoss, pkd_level_loss, standardize
+from .uet_loss import (UncertaintyAwareLoss, mc_uncertainty, minmax_per_image,
+                       shrink_target, uncertainty_weights)
 
 __all__ = [
     'BaseDistillLoss', 'weighted_mean', 'CWDLoss', 'cwd_level_loss',
     'FGDLoss', 'GlobalContextBlock', 'boxes_to_cells', 'fgd_feature_loss',
     'fgd_mask_loss', 'fgd_masks', 'fgd_relation_loss',
     'spatial_channel_attention', 'FeatureMSELoss', 'feature_mse_level_loss',
-    'PKDLoss', 'pkd_level_loss', 'standardize'
+    'PKDLoss', 'pkd_level_loss', 'standardize', 'UncertaintyAwareLoss',
+    'mc_uncertainty', 'minmax_per_image', 'shrink_target', 'uncertainty_weights'
 ]
