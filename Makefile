@@ -16,7 +16,7 @@ MMDET_SPEC ?= mmdet==3.3.0
 MMENGINE_SPEC ?= mmengine==0.10.7
 DEMO_DIR ?= work_dirs/demo
 
-.PHONY: setup demo test bench accuracy clean-demo
+.PHONY: setup demo test bench accuracy accuracy-group clean-demo
 
 setup: $(STAMP)/package
 
@@ -66,3 +66,7 @@ bench: setup
 
 accuracy: setup
 	$(VPY) tools/benchmark_accuracy.py
+
+# Group DRO rows on the group-imbalanced digits (configs/group_dro/README.md).
+accuracy-group: setup
+	$(VPY) tools/benchmark_accuracy.py --suite group

@@ -8,6 +8,6 @@ needs::
     custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
 """
 from . import compat  # noqa: F401  (first: patches checkpoint loading)
-from . import datasets, distillers, hooks, losses  # noqa: F401
+from . import datasets, distillers, evaluation, hooks, losses  # noqa: F401
 
 __version__ = '0.1.0'

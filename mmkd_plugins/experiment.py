@@ -18,7 +18,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def final_metrics(work_dir: str) -> Dict[str, float]:
-    """The last validation metrics logged under ``work_dir`` (newest run)."""
+    """The last validation metrics logged under ``work_dir`` (newest run):
+    the ``coco/`` keys, and the ``group/`` keys of ``GroupCocoMetric``."""
     runs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     if not runs:
         raise FileNotFoundError(f'no scalars.json under {work_dir}: did training run?')
@@ -27,7 +28,8 @@ def final_metrics(work_dir: str) -> Dict[str, float]:
         for line in f:
             record = json.loads(line)
             if any(k.startswith('coco/') for k in record):
-                metrics = {k: v for k, v in record.items() if k.startswith('coco/')}
+                metrics = {k: v for k, v in record.items()
+                           if k.startswith(('coco/', 'group/'))}
     if not metrics:
         raise ValueError(f'{runs[-1]} holds no validation metrics')
     return metrics
@@ -43,6 +45,20 @@ def last_checkpoint(work_dir: str) -> Optional[str]:
     return path if osp.isfile(path) else None
 
 
+def _run_tool(tool: str, args: Sequence[str], work_dir: str, log_name: str) -> None:
+    """Run ``tools/<tool>`` in a child process, its output to ``work_dir/log_name``;
+    on failure the log's tail is raised in the error, so that nothing is lost."""
+    os.makedirs(work_dir, exist_ok=True)
+    cmd = [sys.executable, osp.join(REPO, 'tools', tool), *args]
+    log_path = osp.join(work_dir, log_name)
+    with open(log_path, 'w') as log:
+        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    if code != 0:
+        with open(log_path) as f:
+            tail = ''.join(f.readlines()[-30:])
+        raise RuntimeError(f'{tool} failed ({" ".join(cmd)}), log {log_path}:\n{tail}')
+
+
 def train(config: str, work_dir: str, cfg_options: Sequence[str] = (),
           extra_args: Sequence[str] = (), log_name: str = 'train.log') -> Dict[str, float]:
     """Train ``config`` into ``work_dir`` and return its final metrics.
@@ -50,22 +66,30 @@ def train(config: str, work_dir: str, cfg_options: Sequence[str] = (),
     The child's output goes to ``work_dir/<log_name>``; on failure its tail is
     raised in the error so that nothing is lost.
     """
-    os.makedirs(work_dir, exist_ok=True)
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'), config,
-           '--work-dir', work_dir, *extra_args]
+    args = [config, '--work-dir', work_dir, *extra_args]
     if cfg_options:
-        cmd += ['--cfg-options', *cfg_options]
-    log_path = osp.join(work_dir, log_name)
+        args += ['--cfg-options', *cfg_options]
     start = time.time()
-    with open(log_path, 'w') as log:
-        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    if code != 0:
-        with open(log_path) as f:
-            tail = ''.join(f.readlines()[-30:])
-        raise RuntimeError(f'training failed ({" ".join(cmd)}), log {log_path}:\n{tail}')
+    _run_tool('train.py', args, work_dir, log_name)
     metrics = final_metrics(work_dir)
     metrics['train_seconds'] = round(time.time() - start, 1)
     return metrics
+
+
+def evaluate(config: str, checkpoint: str, work_dir: str, cfg_options: Sequence[str] = (),
+         log_name: str = 'test.log') -> Dict[str, float]:
+    """Evaluate ``checkpoint`` with ``tools/test.py`` and return the metrics
+    (``coco/`` and ``group/`` keys) it wrote to ``<work_dir>/<timestamp>/<timestamp>.json``."""
+    args = [config, checkpoint, '--work-dir', work_dir]
+    if cfg_options:
+        args += ['--cfg-options', *cfg_options]
+    _run_tool('test.py', args, work_dir, log_name)
+    runs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
+    if not runs:
+        raise FileNotFoundError(f'no metrics json under {work_dir}: did testing run?')
+    with open(runs[-1]) as f:
+        record = json.load(f)
+    return {k: v for k, v in record.items() if k.startswith(('coco/', 'group/'))}
 
 
 def gap_closed(student: float, distilled: float, teacher: float) -> Optional[float]:
@@ -100,6 +124,7 @@ def count_parameters(config: str) -> int:
     from .distillers.detection_distiller import build_detector_cfg
     cfg = Config.fromfile(config)
     model_cfg = cfg.model
-    if model_cfg.get('type') == 'DetectionDistiller':
+    from .distillers import is_distiller_type
+    if is_distiller_type(model_cfg.get('type')):
         model_cfg = build_detector_cfg(model_cfg.student, 'model.student')
     return sum(p.numel() for p in MODELS.build(model_cfg).parameters())

@@ -66,7 +66,8 @@ def standalone_student_config(cfg: Config) -> Config:
     """The distillation config with ``model`` replaced by the student and the
     distillation-only parts (its hooks, ``custom_imports`` of mmkd_plugins,
     ``load_from``/``resume``) removed."""
-    if cfg.model.get('type') != 'DetectionDistiller':
+    from .distillers import is_distiller_type
+    if not is_distiller_type(cfg.model.get('type')):
         raise ValueError(f'model.type is {cfg.model.get("type")!r}, not '
                          'DetectionDistiller: there is no student to export')
     out = Config(cfg.to_dict())

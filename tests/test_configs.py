@@ -6,6 +6,7 @@ import pytest
 from mmengine.config import Config
 
 from mmdet.registry import MODELS
+from mmkd_plugins.distillers import is_distiller_type
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
@@ -22,9 +23,54 @@ def test_configs_exist():
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, REPO))
 def test_config_builds(path):
     cfg = Config.fromfile(path)
-    if cfg.model.type == 'DetectionDistiller':
+    if is_distiller_type(cfg.model.type):
         # No download here: the teacher stays random, everything else is checked.
         cfg.model.teacher_ckpt = None
         assert cfg.custom_imports['imports'] == ['mmkd_plugins']
     model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def _normalised(cfg_dict):
+    """A config dict with the ``{{fileDirname}}/..`` paths resolved, so that
+    configs in different folders compare equal."""
+    if isinstance(cfg_dict, dict):
+        return {k: _normalised(v) for k, v in cfg_dict.items()}
+    if isinstance(cfg_dict, (list, tuple)):
+        return type(cfg_dict)(_normalised(v) for v in cfg_dict)
+    if isinstance(cfg_dict, str) and cfg_dict.endswith('.py') and osp.isabs(cfg_dict):
+        return osp.normpath(cfg_dict)
+    return cfg_dict
+
+
+def _load(path):
+    return _normalised(Config.fromfile(osp.join(REPO, path)).to_dict())
+
+
+def _differing(a, b):
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+GROUP_DRO = 'configs/group_dro/'
+DATA_KEYS = ['data_root', 'meta_keys', 'test_dataloader', 'test_evaluator', 'test_pipeline',
+             'train_dataloader', 'train_pipeline', 'val_dataloader', 'val_evaluator']
+
+
+def test_group_dro_configs_are_one_diff_apart():
+    fgd = _load('configs/fgd/fgd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py')
+    student = _load(GROUP_DRO + 'retinanet_r18-w16_1500i_digits-imbalanced.py')
+    kd = _load(GROUP_DRO + 'kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits-imbalanced.py')
+    dro = _load(GROUP_DRO +
+                'group-dro-kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits-imbalanced.py')
+    # KD = the FGD demo (model, losses, hooks, schedule) on the imbalanced data.
+    assert _differing(fgd, kd) == DATA_KEYS
+    assert kd['train_dataloader']['dataset']['data_root'] == 'data/digits_imbalanced/'
+    # The student alone differs from KD by the model (and KD's teacher hook).
+    assert _differing(student, kd) == ['custom_hooks', 'model']
+    # Group DRO differs from KD by three model keys.
+    assert _differing(kd, dro) == ['model']
+    changed = {k: v for k, v in dro['model'].items() if kd['model'].get(k) != v}
+    assert set(changed) == {'type', 'groups', 'step_size'}
+    assert changed['type'] == 'GroupDRODistiller'
+    # Every group of the data is one of the distiller's groups.
+    assert sorted(changed['groups']) == ['gradient', 'photo', 'plain', 'texture']

@@ -7,6 +7,14 @@ Finished runs are kept in ``<work-dir>/results.json`` and not repeated, so
 adding a row (later methods) trains only that row.
 
     python tools/benchmark_accuracy.py [--seeds 0 1 2] [--iters 1500] [--rows student fgd]
+
+``--suite group`` runs the group-robustness rows instead (``GROUP_ROWS``:
+student alone, FGD KD and group-DRO FGD KD on the group-imbalanced digits,
+whose training split has 5 % 'photo' images) and writes worst-group and
+mean-over-groups mAP between the group markers. Its teacher is the same
+one, trained on the balanced demo data; it is also evaluated per group.
+
+    python tools/benchmark_accuracy.py --suite group [--seeds 0 1 2] [--iters 1500]
 """
 import argparse
 import json
@@ -27,8 +35,39 @@ TEACHER = 'configs/demo/retinanet_r18-w32_digits.py'
 ROWS = {
     'student': ('configs/demo/retinanet_r18-w16_digits.py', False),
     'fgd': ('configs/fgd/fgd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py', True),
+    'fgd-uet': ('configs/uet/uet-fgd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py', True),
 }
 START, END = '<!-- accuracy:start -->', '<!-- accuracy:end -->'
+
+# --suite group: the group-imbalanced data (see configs/group_dro/README.md).
+GROUP_DATA = ['--out', 'data/digits_imbalanced', '--train', '1000', '--val', '200',
+              '--seed', '0', '--style-probs',
+              'train:plain=0.45,gradient=0.3,texture=0.2,photo=0.05']
+_DRO = ('configs/group_dro/group-dro-kd_retinanet-r18-w16_retinanet-r18-w32_'
+        '1500i_digits-imbalanced.py')
+# name -> (config, needs the teacher checkpoint, extra --cfg-options).
+GROUP_ROWS = {
+    'student': ('configs/group_dro/retinanet_r18-w16_1500i_digits-imbalanced.py', False, []),
+    'kd': ('configs/group_dro/kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits-imbalanced.py',
+           True, []),
+    'group-dro-kd': (_DRO, True, []),
+    # Ablation, not run by default (--rows ... uniform-group-kd): group DRO with
+    # weights that never move, i.e. the mean over present groups of the group
+    # losses on per-group sub-batches. It separates the DRO weights' effect
+    # from that of the group split itself (sub-batch BatchNorm statistics,
+    # minority images weighted up by the group mean).
+    'uniform-group-kd': (_DRO, True, ['model.step_size=1e-12']),
+}
+GROUP_DEFAULT_ROWS = ['student', 'kd', 'group-dro-kd']
+GROUP_NAMES = ('plain', 'gradient', 'texture', 'photo')  # table order
+# The balanced-data teacher, evaluated per group on the imbalanced data's
+# validation split (the same images as data/digits').
+GROUP_TEACHER_EVAL = [
+    'test_dataloader.dataset.data_root=data/digits_imbalanced/',
+    'test_evaluator.type=GroupCocoMetric',
+    'test_evaluator.ann_file=data/digits_imbalanced/annotations/val.json',
+]
+GROUP_START, GROUP_END = '<!-- group-accuracy:start -->', '<!-- group-accuracy:end -->'
 
 
 def load_results(path):
@@ -79,13 +118,65 @@ def plot(table, teacher_map, path):
     fig.savefig(path, dpi=110)
 
 
-def write_markdown(doc, block):
+def _mean_std(values, digits=3):
+    mean = statistics.mean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f'{mean:.{digits}f} ± {std:.{digits}f}'
+
+
+def summarise_group(results, rows, seeds, teacher=None):
+    """Group-suite table rows: overall, worst-group and mean-group mAP (mean
+    ± std over seeds), each group's mean mAP, and the worst group per seed."""
+    table = []
+    entries = ([('teacher (balanced data)', TEACHER, [teacher])] if teacher else []) + [
+        (name, GROUP_ROWS[name][0],
+         [results[f'group-{name}/{s}'] for s in seeds if f'group-{name}/{s}' in results])
+        for name in rows]
+    for name, config, runs in entries:
+        if not runs:
+            continue
+        row = {'row': name, 'config': config, 'seeds': len(runs),
+               'mAP': _mean_std([r['coco/bbox_mAP'] for r in runs]),
+               'worst-group mAP': _mean_std([r['group/worst_bbox_mAP'] for r in runs]),
+               'mean-group mAP': _mean_std([r['group/mean_bbox_mAP'] for r in runs]),
+               'worst group per seed': ' '.join(_worst_name(r) for r in runs)}
+        for g in GROUP_NAMES:
+            key = f'group/{g}/bbox_mAP'
+            row[g] = f'{statistics.mean(r[key] for r in runs):.3f}' \
+                if all(key in r for r in runs) else ''
+        table.append(row)
+    return table
+
+
+def _worst_name(metrics):
+    # GroupCocoMetric's worst_group indexes the sorted group names.
+    return sorted(GROUP_NAMES)[int(metrics['group/worst_group'])]
+
+
+def plot_group(table, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(2.0 + 1.6 * len(table), 3.2))
+    width = 0.8 / len(GROUP_NAMES)
+    for j, g in enumerate(GROUP_NAMES):
+        xs = [i + (j - (len(GROUP_NAMES) - 1) / 2) * width for i in range(len(table))]
+        ax.bar(xs, [float(r[g] or 0) for r in table], width, label=g)
+    ax.set_xticks(range(len(table)), [r['row'] for r in table])
+    ax.set_ylabel('COCO mAP per group (val)')
+    ax.set_title('imbalanced digits (train: 5 % photo): mean over seeds')
+    ax.legend(loc='upper left', bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def write_markdown(doc, block, start=START, end=END):
     text = open(doc).read() if osp.isfile(doc) else '# Benchmarks\n'
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + START + '\n' + block + '\n' + END + rest.split(END, 1)[1]
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + start + '\n' + block + '\n' + end + rest.split(end, 1)[1]
     else:
-        text = text.rstrip() + '\n\n' + START + '\n' + block + '\n' + END + '\n'
+        text = text.rstrip() + '\n\n' + start + '\n' + block + '\n' + end + '\n'
     with open(doc, 'w') as f:
         f.write(text)
 
@@ -94,13 +185,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--iters', type=int, default=1500)
-    parser.add_argument('--rows', nargs='+', default=list(ROWS), choices=list(ROWS))
+    parser.add_argument('--suite', choices=['demo', 'group'], default='demo',
+                        help='demo: ROWS on the demo data; group: GROUP_ROWS on the '
+                             'group-imbalanced data')
+    parser.add_argument('--rows', nargs='+', default=None,
+                        help=f'rows to run (demo: {list(ROWS)}; group: {list(GROUP_ROWS)})')
     parser.add_argument('--work-dir', default='work_dirs/accuracy')
     parser.add_argument('--doc', default='docs/benchmarks.md')
     args = parser.parse_args()
+    suite_rows = GROUP_ROWS if args.suite == 'group' else ROWS
+    args.rows = args.rows or (GROUP_DEFAULT_ROWS if args.suite == 'group' else list(ROWS))
+    unknown = [r for r in args.rows if r not in suite_rows]
+    if unknown:
+        parser.error(f'--suite {args.suite} has no rows {unknown}; it has {list(suite_rows)}')
     os.chdir(REPO)
     subprocess.check_call([sys.executable, 'tools/make_demo_data.py', '--out', 'data/digits',
                            '--train', '1000', '--val', '200', '--seed', '0', '--quiet'])
+    if args.suite == 'group':
+        subprocess.check_call([sys.executable, 'tools/make_demo_data.py', *GROUP_DATA,
+                               '--quiet'])
     results_path = osp.join(args.work_dir, 'results.json')
     results = load_results(results_path)
     options = ex.schedule_options(args.iters)
@@ -120,6 +223,9 @@ def main():
 
     teacher = run('teacher/0', TEACHER, options + ['randomness.seed=0'])
     teacher_ckpt = ex.last_checkpoint(osp.join(args.work_dir, 'teacher_seed0'))
+    if args.suite == 'group':
+        run_group_suite(args, results, results_path, run, options, teacher_ckpt)
+        return
     rows = ['student'] + [r for r in args.rows if r != 'student']
     for seed in args.seeds:
         for name in rows:
@@ -142,6 +248,48 @@ def main():
              + ex.format_table(table, columns) +
              f'\n\n![accuracy]({osp.basename(image)})')
     write_markdown(args.doc, block)
+    print(block)
+
+
+def run_group_suite(args, results, results_path, run, options, teacher_ckpt):
+    """GROUP_ROWS over the seeds, the teacher evaluated per group, and the
+    table between the group markers of the doc."""
+    key = 'group-teacher-eval/0'
+    if results.get(key, {}).get('checkpoint') != teacher_ckpt:
+        print(f'[{key}] evaluating {teacher_ckpt} per group', flush=True)
+        metrics = ex.evaluate(TEACHER, teacher_ckpt, osp.join(args.work_dir, 'group_teacher_eval'),
+                              GROUP_TEACHER_EVAL)
+        results[key] = dict(metrics, checkpoint=teacher_ckpt)
+        with open(results_path, 'w') as f:
+            json.dump(results, f, indent=2)
+    for seed in args.seeds:
+        for name in args.rows:
+            config, needs_teacher, extra = GROUP_ROWS[name]
+            opts = options + [f'randomness.seed={seed}'] + extra
+            if needs_teacher:
+                opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+            metrics = run(f'group-{name}/{seed}', config, opts)
+            print(f'[group-{name}/{seed}] worst group {_worst_name(metrics)} '
+                  f'{metrics["group/worst_bbox_mAP"]:.3f}, mean over groups '
+                  f'{metrics["group/mean_bbox_mAP"]:.3f}', flush=True)
+
+    table = summarise_group(results, args.rows, args.seeds, results[key])
+    image = osp.join(osp.dirname(args.doc), 'accuracy_digits_groups.png')
+    plot_group(table, image)
+    columns = ['row', 'config', 'seeds', 'mAP', 'worst-group mAP', 'mean-group mAP',
+               *GROUP_NAMES, 'worst group per seed']
+    block = (f'Data: `python tools/make_demo_data.py {" ".join(GROUP_DATA)}` (training: '
+             '450 plain / 300 gradient / 200 texture / 50 photo images; validation: 50 of '
+             'each). Teacher `' + TEACHER + '` trained on the balanced demo data '
+             f'(seed 0), evaluated on the same validation images. {args.iters} iterations '
+             f'per run, seeds {args.seeds}; mAP columns are mean ± std over seeds, group '
+             'columns the mean.\n'
+             f'Produced by `python tools/benchmark_accuracy.py --suite group --seeds '
+             f'{" ".join(map(str, args.seeds))} --iters {args.iters}` on this repository\'s '
+             f'2-core CPU machines.\n\n'
+             + ex.format_table(table, columns) +
+             f'\n\n![per-group accuracy]({osp.basename(image)})')
+    write_markdown(args.doc, block, GROUP_START, GROUP_END)
     print(block)
 
 

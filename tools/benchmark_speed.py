@@ -12,8 +12,25 @@ the profiler's allocation events (summed in time order).
     python tools/benchmark_speed.py --device cuda --size 800 1333 --batch 2 \\
         --variant student=mmdet::retinanet/retinanet_r50_fpn_1x_coco.py \\
         --variant fgd=configs/fgd/fgd_retinanet-r50_retinanet-r101_2x_coco.py
+
+``--set NAME.KEY=VALUE`` overrides one key of variant NAME's config (dotted
+path, value read as a Python literal), so one config can be timed at several
+settings::
+
+    python tools/benchmark_speed.py --variant fgd=configs/fgd/X.py \\
+        --variant uet4=configs/uet/Y.py \\
+        --set uet4.model.distill_losses.loss_fgd.mc_dropout.passes=4
+
+A ``GroupDRODistiller`` variant gets the synthetic images' groups
+round-robin from its ``groups`` (a batch of 8 over 4 groups: 4 sub-batches
+of 2, the most sub-batches that batch can have)::
+
+    python tools/benchmark_speed.py \\
+        --variant kd=configs/group_dro/kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits-imbalanced.py \\
+        --variant groupdro=configs/group_dro/group-dro-kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits-imbalanced.py
 """
 import argparse
+import ast
 import copy
 import os.path as osp
 import statistics
@@ -30,16 +47,38 @@ DEFAULT_VARIANTS = [
 ]
 
 
-def build_model(config: str, device: str):
+def parse_overrides(items, names):
+    """``['NAME.a.b=1', ...]`` -> ``{NAME: {'a.b': 1}}``; values are Python
+    literals, anything else a string."""
+    overrides = {name: {} for name in names}
+    for item in items or ():
+        target, sep, value = item.partition('=')
+        name, dot, key = target.partition('.')
+        if not sep or not dot or name not in overrides:
+            raise ValueError(f'--set needs NAME.KEY=VALUE with NAME one of '
+                             f'{list(names)}, got {item!r}')
+        try:
+            overrides[name][key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[name][key] = value
+    return overrides
+
+
+def build_model(config: str, device: str, overrides=None):
     """The config's model; a distiller gets a random teacher (speed only)."""
     from mmengine.config import Config
     from mmdet.registry import MODELS
     from mmkd_plugins.distillers.detection_distiller import build_detector_cfg
     if '::' in config:
+        if overrides:
+            raise ValueError(f'--set works on config files, not on {config!r}')
         model_cfg = build_detector_cfg(config, 'config')
     else:
-        model_cfg = Config.fromfile(config).model
-    if model_cfg.get('type') == 'DetectionDistiller':
+        cfg = Config.fromfile(config)
+        cfg.merge_from_dict(overrides or {})
+        model_cfg = cfg.model
+    from mmkd_plugins.distillers import is_distiller_type
+    if is_distiller_type(model_cfg.get('type')):
         model_cfg.teacher_ckpt = None
         model_cfg.probe_size = (128, 128)
     return MODELS.build(model_cfg).to(device).train()
@@ -50,6 +89,19 @@ def make_data(batch: int, size, num_classes: int, boxes: int, seed: int = 0):
     torch.manual_seed(seed)
     return demo_mm_inputs(batch_size=batch, image_shapes=(3, *size),
                           num_items=[boxes] * batch, num_classes=num_classes)
+
+
+def with_groups(data: dict, model) -> dict:
+    """``data`` with a ``group`` in each sample's metainfo, round-robin over
+    the model's ``groups`` when it is a ``GroupDRODistiller`` (the synthetic
+    samples have none); other models get ``data`` unchanged."""
+    from mmkd_plugins.distillers import GroupDRODistiller
+    if not isinstance(model, GroupDRODistiller):
+        return data
+    data = copy.deepcopy(data)
+    for i, sample in enumerate(data['data_samples']):
+        sample.set_metainfo({model.group_key: model.groups[i % len(model.groups)]})
+    return data
 
 
 def sync(device: str) -> None:
@@ -82,6 +134,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--variant', action='append', metavar='NAME=CONFIG',
                         help='a model to time (repeatable); the first is the reference')
+    parser.add_argument('--set', action='append', metavar='NAME.KEY=VALUE',
+                        help='override a config key of variant NAME (repeatable)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, nargs=2, default=(128, 128), metavar=('H', 'W'))
@@ -97,24 +151,35 @@ def main(argv=None):
     from mmdet.utils import register_all_modules
     register_all_modules()
 
-    variants = []
+    specs = []
     for spec in args.variant or DEFAULT_VARIANTS:
         name, sep, config = spec.partition('=')
         if not sep:
             parser.error(f'--variant needs NAME=CONFIG, got {spec!r}')
-        model = build_model(config, args.device)
+        if '.' in name:
+            parser.error(f'--variant NAME may not contain ".", got {name!r}')
+        specs.append((name, config))
+    try:
+        overrides = parse_overrides(args.set, [name for name, _ in specs])
+    except ValueError as e:
+        parser.error(str(e))
+    variants = []
+    for name, config in specs:
+        model = build_model(config, args.device, overrides[name])
         optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-4))
         variants.append((name, config, model, optim))
     data = make_data(args.batch, args.size, args.num_classes, args.boxes)
 
     def step_fn(model, optim):
+        model_data = with_groups(data, model)
+
         def step():
             autocast = torch.autocast(
                 'cuda' if args.device.startswith('cuda') else 'cpu',
                 dtype=torch.float16 if args.device.startswith('cuda') else torch.bfloat16,
                 enabled=args.amp)
             with autocast:
-                model.train_step(copy.deepcopy(data), optim)
+                model.train_step(copy.deepcopy(model_data), optim)
         return step
 
     times = {name: [] for name, *_ in variants}
