@@ -45,11 +45,13 @@ def last_checkpoint(work_dir: str) -> Optional[str]:
     return path if osp.isfile(path) else None
 
 
-def _run_tool(tool: str, args: Sequence[str], work_dir: str, log_name: str) -> None:
-    """Run ``tools/<tool>`` in a child process, its output to ``work_dir/log_name``;
-    on failure the log's tail is raised in the error, so that nothing is lost."""
+def _run_tool(script: str, args: Sequence[str], work_dir: str, log_name: str) -> None:
+    """Run ``script`` (a name in ``tools/`` or a path) in a child process, its
+    output to ``work_dir/log_name``; on failure the log's tail is raised in
+    the error, so that nothing is lost."""
     os.makedirs(work_dir, exist_ok=True)
-    cmd = [sys.executable, osp.join(REPO, 'tools', tool), *args]
+    tool = script if osp.isabs(script) else osp.join(REPO, 'tools', script)
+    cmd = [sys.executable, tool, *args]
     log_path = osp.join(work_dir, log_name)
     with open(log_path, 'w') as log:
         code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
@@ -77,13 +79,15 @@ def train(config: str, work_dir: str, cfg_options: Sequence[str] = (),
 
 
 def evaluate(config: str, checkpoint: str, work_dir: str, cfg_options: Sequence[str] = (),
-         log_name: str = 'test.log') -> Dict[str, float]:
-    """Evaluate ``checkpoint`` with ``tools/test.py`` and return the metrics
-    (``coco/`` and ``group/`` keys) it wrote to ``<work_dir>/<timestamp>/<timestamp>.json``."""
+             log_name: str = 'test.log', script: str = 'test.py') -> Dict[str, float]:
+    """Evaluate ``checkpoint`` with ``script`` (our ``tools/test.py`` by
+    default, or a path such as MMDetection's own, which knows nothing of
+    mmkd_plugins) and return the metrics (``coco/`` and ``group/`` keys) it
+    wrote to ``<work_dir>/<timestamp>/<timestamp>.json``."""
     args = [config, checkpoint, '--work-dir', work_dir]
     if cfg_options:
         args += ['--cfg-options', *cfg_options]
-    _run_tool('test.py', args, work_dir, log_name)
+    _run_tool(script, args, work_dir, log_name)
     runs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
     if not runs:
         raise FileNotFoundError(f'no metrics json under {work_dir}: did testing run?')
@@ -121,10 +125,9 @@ def count_parameters(config: str) -> int:
     """Parameters of the model a config builds (the student of a distiller)."""
     from mmengine.config import Config
     from mmdet.registry import MODELS
-    from .distillers.detection_distiller import build_detector_cfg
-    cfg = Config.fromfile(config)
-    model_cfg = cfg.model
     from .distillers import is_distiller_type
+    from .distillers.detection_distiller import build_detector_cfg
+    model_cfg = Config.fromfile(config).model
     if is_distiller_type(model_cfg.get('type')):
         model_cfg = build_detector_cfg(model_cfg.student, 'model.student')
     return sum(p.numel() for p in MODELS.build(model_cfg).parameters())

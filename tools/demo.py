@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import re
 import subprocess
 import sys
 import time
@@ -45,19 +44,6 @@ def run_job(name, config, work_dir, options, reuse=False):
     return metrics
 
 
-def evaluate_with_plain_mmdet(config, checkpoint, work_dir):
-    """mAP of an exported student through MMDetection's own tools/test.py."""
-    from mmkd_plugins.tools_utils import mmdet_tool_path
-    cmd = [sys.executable, mmdet_tool_path('test.py'), config, checkpoint, '--work-dir', work_dir]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f'MMDetection test.py failed on the export:\n{out.stderr[-3000:]}')
-    found = re.findall(r'coco/bbox_mAP: ([0-9.]+)', out.stdout + out.stderr)
-    if not found:
-        raise RuntimeError('MMDetection test.py printed no coco/bbox_mAP')
-    return float(found[-1])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/demo')
@@ -81,8 +67,10 @@ def main():
     from mmkd_plugins.export import export_student
     exported = export_student(FGD, ex.last_checkpoint(osp.join(wd, 'fgd')),
                               osp.join(wd, 'export'), publish=True)
-    plain_map = evaluate_with_plain_mmdet(exported['config'], exported['checkpoint'],
-                                          osp.join(wd, 'export_test'))
+    from mmkd_plugins.tools_utils import mmdet_tool_path
+    plain_map = ex.evaluate(exported['config'], exported['checkpoint'],
+                            osp.join(wd, 'export_test'),
+                            script=mmdet_tool_path('test.py'))['coco/bbox_mAP']
 
     rows = []
     for name, cfg, m in (('teacher R18-w32', TEACHER, teacher),
