@@ -30,12 +30,25 @@ sys.path.insert(0, REPO)
 from mmkd_plugins import experiment as ex  # noqa: E402
 
 TEACHER = 'configs/demo/retinanet_r18-w32_digits.py'
-# name -> (config, needs the teacher checkpoint). The first row is the
-# student trained alone: the baseline of "gap closed".
+_UET = 'configs/uet/uet-fgd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py'
+_UET_MODE = 'model.distill_losses.loss_fgd.loss.mode='
+# name -> (config, needs the teacher checkpoint, extra --cfg-options). The
+# first row is the student trained alone: the baseline of "gap closed".
 ROWS = {
-    'student': ('configs/demo/retinanet_r18-w16_digits.py', False),
-    'fgd': ('configs/fgd/fgd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py', True),
-    'fgd-uet': ('configs/uet/uet-fgd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py', True),
+    'student': ('configs/demo/retinanet_r18-w16_digits.py', False, []),
+    'fgd': ('configs/fgd/fgd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py', True, []),
+    # UET's three modes (docs/uet.md); 'weight' is the config as shipped.
+    'fgd-uet': (_UET, True, []),
+    'fgd-uet-residual': (_UET, True, [_UET_MODE + 'residual']),
+    'fgd-uet-mean': (_UET, True, [_UET_MODE + 'mean']),
+    # Cross-view consistency (configs/cross_view/, docs/cross_view.md) and its
+    # single-view logit-KD baseline.
+    'logit-kd': ('configs/cross_view/kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py',
+                 True, []),
+    'crld': ('configs/cross_view/crld_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py',
+             True, []),
+    'crld-fgd': ('configs/cross_view/crld-fgd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py',
+                 True, []),
 }
 START, END = '<!-- accuracy:start -->', '<!-- accuracy:end -->'
 
@@ -77,6 +90,22 @@ def load_results(path):
     return {}
 
 
+def save_result(path, key, metrics):
+    """Add one run to the results file under a lock, re-reading it first:
+    two suites (e.g. ``--suite demo`` and ``--suite group``) may run side by
+    side on the same work dir without losing each other's runs."""
+    import fcntl
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    with open(path + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = load_results(path)
+        merged[key] = metrics
+        tmp = path + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(merged, f, indent=2)
+        os.replace(tmp, path)
+
+
 def summarise(results, teacher_map, rows, seeds):
     """Table rows: mean/std of mAP per row over the seeds that ran."""
     base = [results[f'student/{s}']['coco/bbox_mAP'] for s in seeds if f'student/{s}' in results]
@@ -90,7 +119,8 @@ def summarise(results, teacher_map, rows, seeds):
         mean = statistics.mean(maps)
         std = statistics.stdev(maps) if len(maps) > 1 else 0.0
         closed = ex.gap_closed(base_mean, mean, teacher_map) if base_mean is not None else None
-        table.append({'row': name, 'config': ROWS[name][0], 'seeds': len(maps),
+        config, _, extra = ROWS[name]
+        table.append({'row': name, 'config': ' '.join([config, *extra]), 'seeds': len(maps),
                       'mAP mean': f'{mean:.3f}', 'mAP std': f'{std:.3f}',
                       'mAP@50 mean': f'{statistics.mean(maps50):.3f}',
                       'per seed': ' '.join(f'{m:.3f}' for m in maps),
@@ -215,9 +245,7 @@ def main():
         metrics = ex.train(config, osp.join(args.work_dir, key.replace('/', '_seed')), opts)
         metrics['options'] = opts
         results[key] = metrics
-        os.makedirs(args.work_dir, exist_ok=True)
-        with open(results_path, 'w') as f:
-            json.dump(results, f, indent=2)
+        save_result(results_path, key, metrics)
         print(f'[{key}] mAP {metrics["coco/bbox_mAP"]:.3f}', flush=True)
         return metrics
 
@@ -229,13 +257,16 @@ def main():
     rows = ['student'] + [r for r in args.rows if r != 'student']
     for seed in args.seeds:
         for name in rows:
-            config, needs_teacher = ROWS[name]
-            opts = options + [f'randomness.seed={seed}']
+            config, needs_teacher, extra = ROWS[name]
+            opts = options + [f'randomness.seed={seed}'] + extra
             if needs_teacher:
                 opts.append(f'model.teacher_ckpt={teacher_ckpt}')
             run(f'{name}/{seed}', config, opts)
 
-    table = summarise(results, teacher['coco/bbox_mAP'], rows, args.seeds)
+    # Every row with results for these seeds, not only this run's: runs of
+    # different row sets (one per method) fill one table.
+    shown = [r for r in ROWS if any(f'{r}/{s}' in results for s in args.seeds)]
+    table = summarise(results, teacher['coco/bbox_mAP'], shown, args.seeds)
     image = osp.join(osp.dirname(args.doc), 'accuracy_digits.png')
     plot(table, teacher['coco/bbox_mAP'], image)
     columns = ['row', 'config', 'seeds', 'mAP mean', 'mAP std', 'mAP@50 mean', 'per seed',
@@ -260,8 +291,7 @@ def run_group_suite(args, results, results_path, run, options, teacher_ckpt):
         metrics = ex.evaluate(TEACHER, teacher_ckpt, osp.join(args.work_dir, 'group_teacher_eval'),
                               GROUP_TEACHER_EVAL)
         results[key] = dict(metrics, checkpoint=teacher_ckpt)
-        with open(results_path, 'w') as f:
-            json.dump(results, f, indent=2)
+        save_result(results_path, key, results[key])
     for seed in args.seeds:
         for name in args.rows:
             config, needs_teacher, extra = GROUP_ROWS[name]
