@@ -21,6 +21,14 @@ settings::
         --variant uet4=configs/uet/Y.py \\
         --set uet4.model.distill_losses.loss_fgd.mc_dropout.passes=4
 
+A ``CrossViewDistiller`` variant gets each image as a weak view (as is) and
+a strong view (photometric change, same boxes): the same N images, 2N
+forward passes per model::
+
+    python tools/benchmark_speed.py --variant student=configs/demo/retinanet_r18-w16_digits.py \\
+        --variant kd=configs/cross_view/kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py \\
+        --variant crld=configs/cross_view/crld_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py
+
 A ``GroupDRODistiller`` variant gets the synthetic images' groups
 round-robin from its ``groups`` (a batch of 8 over 4 groups: 4 sub-batches
 of 2, the most sub-batches that batch can have)::
@@ -104,6 +112,25 @@ def with_groups(data: dict, model) -> dict:
     return data
 
 
+def with_views(data: dict, model) -> dict:
+    """For a ``CrossViewDistiller``: ``data`` as two views, the weak one the
+    images as they are and the strong one a photometric change of them
+    (contrast, brightness, one cut-out square) with the same boxes, the way
+    the two-view pipeline makes them. Other models get ``data`` unchanged."""
+    from mmkd_plugins.distillers import CrossViewDistiller
+    if not isinstance(model, CrossViewDistiller):
+        return data
+    strong = []
+    for img in data['inputs']:
+        img = (img.float() * 0.7 + 40).clamp(0, 255)
+        h, w = img.shape[-2:]
+        img[:, h // 3:h // 3 + h // 8, w // 3:w // 3 + w // 8] = 0
+        strong.append(img.to(torch.uint8))
+    return {'inputs': {'weak': data['inputs'], 'strong': strong},
+            'data_samples': {'weak': data['data_samples'],
+                             'strong': copy.deepcopy(data['data_samples'])}}
+
+
 def sync(device: str) -> None:
     if device.startswith('cuda'):
         torch.cuda.synchronize()
@@ -171,7 +198,7 @@ def main(argv=None):
     data = make_data(args.batch, args.size, args.num_classes, args.boxes)
 
     def step_fn(model, optim):
-        model_data = with_groups(data, model)
+        model_data = with_views(with_groups(data, model), model)
 
         def step():
             autocast = torch.autocast(

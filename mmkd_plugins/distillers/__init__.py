@@ -1,8 +1,13 @@
+from .cross_view_distiller import (CrossViewDistiller, TwoViewDataPreprocessor,
+                                   warp_dense)
 from .detection_distiller import DetectionDistiller
 from .group_dro_distiller import GroupDRODistiller
 from .recorder import OutputRecorder
 
-__all__ = ['DetectionDistiller', 'GroupDRODistiller', 'OutputRecorder', 'is_distiller_type']
+__all__ = [
+    'CrossViewDistiller', 'TwoViewDataPreprocessor', 'warp_dense', 'DetectionDistiller',
+    'GroupDRODistiller', 'OutputRecorder', 'is_distiller_type'
+]
 
 
 def is_distiller_type(model_type) -> bool:

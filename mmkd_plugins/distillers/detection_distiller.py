@@ -199,6 +199,7 @@ class DetectionDistiller(BaseModel):
         self.specs: Dict[str, dict] = {}
         self.distill_losses = nn.ModuleDict()
         self.adapters = nn.ModuleDict()
+        self._student_rec = self._teacher_rec = None  # set if anything is recorded
         self._build_losses(distill_losses or {}, tuple(probe_size))
         self.init_student_from_teacher = tuple(init_student_from_teacher)
         for prefix in self.init_student_from_teacher:
@@ -245,17 +246,13 @@ class DetectionDistiller(BaseModel):
             raise TypeError('distill_losses must be a dict {name: spec}')
         for name, spec in cfgs.items():
             self.specs[name] = self._parse_spec(name, spec)
-        if not self.specs:
+        s_names, t_names = self._record_names()
+        if not s_names and not t_names:
             return
-        s_names = {s['student'] for s in self.specs.values()}
-        t_names = {s['teacher'] for s in self.specs.values()}
-        if any(s['mc_dropout'] and s['mc_dropout']['placement'] != 'head'
-               for s in self.specs.values()):
-            t_names.add('backbone')  # the input of the MC passes through the neck
         self._student_rec = OutputRecorder(self.student, s_names)
         self._teacher_rec = OutputRecorder(self.teacher, t_names)
-        self._teacher_stage = max(_STAGES[n.split('.')[0]] for n in t_names)
-        student_stage = max(_STAGES[n.split('.')[0]] for n in s_names)
+        self._teacher_stage = max((_STAGES[n.split('.')[0]] for n in t_names), default=0)
+        student_stage = max((_STAGES[n.split('.')[0]] for n in s_names), default=0)
 
         dummy = torch.zeros(1, 3, *probe_size)
         was_training = self.student.training
@@ -270,6 +267,7 @@ class DetectionDistiller(BaseModel):
             lambda: run_stages(self.teacher, dummy, self._teacher_stage),
             self._teacher_rec, t_names)
 
+        self._check_probe(s_shapes, t_shapes)
         for name, spec in self.specs.items():
             key = f'distill_losses.{name}'
             s_levels = self._select(s_shapes[spec['student']], spec, key)
@@ -281,6 +279,20 @@ class DetectionDistiller(BaseModel):
             self.distill_losses[name] = self._build_loss(key, spec, t_levels)
             if spec['mc_dropout']:
                 self._check_mc_shapes(name, dummy, t_levels)
+
+    def _record_names(self) -> Tuple[set, set]:
+        """Student and teacher modules whose outputs each step records (and
+        the probe checks); subclasses add the ones they read."""
+        s_names = {s['student'] for s in self.specs.values()}
+        t_names = {s['teacher'] for s in self.specs.values()}
+        if any(s['mc_dropout'] and s['mc_dropout']['placement'] != 'head'
+               for s in self.specs.values()):
+            t_names.add('backbone')  # the input of the MC passes through the neck
+        return s_names, t_names
+
+    def _check_probe(self, s_shapes: dict, t_shapes: dict) -> None:
+        """Hook for subclasses: check the probed shapes ``{name: [shape]}``
+        of the recorded modules at build time."""
 
     def _parse_spec(self, name: str, spec) -> dict:
         key = f'distill_losses.{name}'
@@ -378,6 +390,8 @@ class DetectionDistiller(BaseModel):
                 f'it takes {[p for p in params if p != "self"]}')
         channels = {t[1] for t in t_levels}
         probed = dict(num_levels=len(t_levels))
+        if 'num_classes' in params and num_classes_of(self.teacher) is not None:
+            probed['num_classes'] = num_classes_of(self.teacher)
         if len(channels) == 1:
             probed['in_channels'] = channels.pop()
         for arg, value in probed.items():
@@ -478,7 +492,7 @@ class DetectionDistiller(BaseModel):
         """Student detection losses plus one entry per distillation loss."""
         if inputs.shape[0] == 0:
             raise ValueError('empty batch: the distiller received 0 images')
-        if not self.specs:
+        if self._student_rec is None:
             return self.student.loss(inputs, data_samples)
         with self._student_rec.record():
             losses = self.student.loss(inputs, data_samples)

@@ -4,6 +4,9 @@ All losses share the call convention of :class:`BaseDistillLoss`
 (``loss(student, teacher, data_samples=None, weights=None)``).
 """
 from .base import BaseDistillLoss, weighted_mean
+from .cross_view_loss import (CrossViewLoss, DenseKDLoss, binary_kl,
+                              cross_view_terms, sigmoid_confidence,
+                              softmax_confidence, softmax_kl)
 from .cwd_loss import CWDLoss, cwd_level_loss
 from .fgd_loss import (FGDLoss, GlobalContextBlock, boxes_to_cells,
                        fgd_feature_loss, fgd_mask_loss, fgd_masks,
@@ -19,5 +22,7 @@ __all__ = [
     'fgd_mask_loss', 'fgd_masks', 'fgd_relation_loss',
     'spatial_channel_attention', 'FeatureMSELoss', 'feature_mse_level_loss',
     'PKDLoss', 'pkd_level_loss', 'standardize', 'UncertaintyAwareLoss',
-    'mc_uncertainty', 'minmax_per_image', 'shrink_target', 'uncertainty_weights'
+    'mc_uncertainty', 'minmax_per_image', 'shrink_target', 'uncertainty_weights',
+    'CrossViewLoss', 'DenseKDLoss', 'binary_kl', 'cross_view_terms',
+    'sigmoid_confidence', 'softmax_confidence', 'softmax_kl'
 ]

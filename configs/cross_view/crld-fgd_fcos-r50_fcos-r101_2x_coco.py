@@ -1,0 +1,14 @@
+# Cross-view distillation (CRLD) + FGD on COCO: the FGD twin
+#   ../fgd/fgd_fcos-r50_fcos-r101_2x_coco.py
+# trained on weak and strong views, with the cross-view logit terms added.
+# Sigmoid class maps, temperature 1 (docs/cross_view.md). Drop
+# distill_losses for cross-view alone.
+_base_ = [
+    '../fgd/fgd_fcos-r50_fcos-r101_2x_coco.py',
+    './_base_/two_view_pipelines.py']
+model = dict(
+    type='CrossViewDistiller',
+    cross_view=dict(
+        loss=dict(type='CrossViewLoss', within_weight=2.0, cross_weight=0.5,
+                  temperature=1.0, tau_weak=0.9, tau_strong=0.2)))
+train_dataloader = dict(dataset=dict(pipeline={{_base_.cv_coco_train_pipeline}}))
