@@ -1,12 +1,12 @@
 from .cross_view_distiller import (CrossViewDistiller, TwoViewDataPreprocessor,
                                    warp_dense)
 from .detection_distiller import DetectionDistiller
-from .group_dro_distiller import GroupDRODistiller
+from .group_dro_distiller import GroupDROCrossViewDistiller, GroupDRODistiller
 from .recorder import OutputRecorder
 
 __all__ = [
     'CrossViewDistiller', 'TwoViewDataPreprocessor', 'warp_dense', 'DetectionDistiller',
-    'GroupDRODistiller', 'OutputRecorder', 'is_distiller_type'
+    'GroupDRODistiller', 'GroupDROCrossViewDistiller', 'OutputRecorder', 'is_distiller_type'
 ]
 
 

@@ -45,6 +45,7 @@ from mmengine.dist import all_reduce
 from torch import Tensor
 
 from mmdet.registry import MODELS
+from .cross_view_distiller import CrossViewDistiller
 from .detection_distiller import DetectionDistiller
 
 
@@ -72,6 +73,17 @@ def exponentiated_gradient_step(weights: Tensor, losses: Tensor, present: Tensor
         logits = weights[present].log() + step_size * losses[present].to(weights.dtype)
         new[present] = mass * torch.softmax(logits, dim=0)
     return new
+
+
+def _subset(inputs, data_samples, idx: List[int], total: int):
+    """Images ``idx`` of a batch: a tensor and a sample list, or dicts of
+    them (one per view)."""
+    if isinstance(inputs, dict):
+        pairs = [_subset(inputs[v], data_samples[v], idx, total) for v in inputs]
+        return ({v: p[0] for v, p in zip(inputs, pairs)},
+                {v: p[1] for v, p in zip(inputs, pairs)})
+    sub = inputs if len(idx) == total else inputs[torch.tensor(idx, device=inputs.device)]
+    return sub, [data_samples[i] for i in idx]
 
 
 @MODELS.register_module()
@@ -154,25 +166,29 @@ class GroupDRODistiller(DetectionDistiller):
         """The group-DRO objective over the batch (module docstring).
 
         Args:
-            inputs (Tensor): Preprocessed images, shape (N, 3, H, W).
-            data_samples (list[DetDataSample]): N samples whose metainfo
-                holds ``group_key``.
+            inputs (Tensor | dict): Preprocessed images, shape (N, 3, H, W),
+                or ``{view: images}`` for a cross-view parent.
+            data_samples (list[DetDataSample] | dict): N samples whose
+                metainfo holds ``group_key`` (or ``{view: samples}``).
 
         Returns:
             dict[str, Tensor]: ``loss_group_dro`` and logged diagnostics
             (class docstring), all scalars.
         """
-        if inputs.shape[0] == 0:
+        # Two-view batches (a cross-view parent) are dicts of views; the
+        # weak view's samples name the groups and both views are split alike.
+        first = next(iter(inputs.values())) if isinstance(inputs, dict) else inputs
+        samples = next(iter(data_samples.values())) if isinstance(data_samples, dict) \
+            else data_samples
+        if first.shape[0] == 0:
             raise ValueError('empty batch: the distiller received 0 images')
-        members = [self._group_of(s) for s in data_samples]
+        members = [self._group_of(s) for s in samples]
         present = sorted(set(members))
         per_group: Dict[int, Dict[str, Tensor]] = {}
         totals: List[Tensor] = []
         for g in present:
             idx = [i for i, m in enumerate(members) if m == g]
-            sub = inputs if len(idx) == len(members) else \
-                inputs[torch.tensor(idx, device=inputs.device)]
-            losses = super().loss(sub, [data_samples[i] for i in idx])
+            losses = super().loss(*_subset(inputs, data_samples, idx, len(members)))
             per_group[g] = {k: self._scalar(v) for k, v in losses.items()}
             totals.append(self.parse_losses(losses)[0])
 
@@ -214,3 +230,13 @@ class GroupDRODistiller(DetectionDistiller):
         if isinstance(value, Tensor):
             return value.mean()
         return sum(v.mean() for v in value)
+
+
+@MODELS.register_module()
+class GroupDROCrossViewDistiller(GroupDRODistiller, CrossViewDistiller):
+    """Group DRO over :class:`CrossViewDistiller`: each group's loss is the
+    cross-view distiller's full loss (detection on both views, feature
+    losses, within- and cross-view terms) on that group's images, both views
+    split alike. Arguments: those of both parents (``groups``,
+    ``step_size``, ``group_key``, ``cross_view``, ...).
+    """

@@ -220,3 +220,31 @@ def test_trains_through_the_runner(digits_root, tmp_path, fast_runner):
     ckpt = torch.load(osp.join(str(tmp_path), 'iter_2.pth'), weights_only=False)
     assert any(k.startswith('student.') for k in ckpt['state_dict'])
     assert not any(k.startswith('teacher.') for k in ckpt['state_dict'])
+
+
+def test_group_dro_splits_both_views_by_group(digits_root):
+    cfg = cv_cfg()
+    cfg.update(type='GroupDROCrossViewDistiller', groups=['a', 'b'], step_size=0.1)
+    model = MODELS.build(cfg)
+    model.train()
+    data = two_view_batch(model, digits_root, n=3)
+    for view in ('weak', 'strong'):
+        for sample, group in zip(data['data_samples'][view], ['a', 'b', 'a']):
+            sample.set_metainfo(dict(group=group))
+    calls, parent_loss = [], CrossViewDistiller.loss
+
+    def spy(self, inputs, samples):
+        calls.append({v: (inputs[v].shape[0], [s.group for s in samples[v]]) for v in inputs})
+        return parent_loss(self, inputs, samples)
+
+    CrossViewDistiller.loss = spy
+    try:
+        out = model(**data, mode='loss')
+    finally:
+        CrossViewDistiller.loss = parent_loss
+    assert calls == [{'weak': (2, ['a', 'a']), 'strong': (2, ['a', 'a'])},
+                     {'weak': (1, ['b']), 'strong': (1, ['b'])}]
+    assert {'loss_group_dro', 'gq_a', 'gq_b', 'part_cv_within', 'part_cv_cross'} <= set(out)
+    assert out['gq_a'].item() != pytest.approx(0.5)  # the weights moved
+    out['loss_group_dro'].backward()
+    assert all(p.grad is None for p in model.teacher.parameters())

@@ -4,8 +4,10 @@
 # as is, and a strong view after two random photometric ops and cutout.
 # CutOut (not RandomErasing) because it never drops boxes.
 # Variable names start with cv_ so that this base merges with any other.
+# homography_matrix: for cross_view.geometric=True; group: read by the group-DRO
+# distillers (GroupCocoDataset sets it; PackDetInputs skips absent keys).
 cv_meta_keys = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
-                'flip_direction', 'homography_matrix')
+                'flip_direction', 'homography_matrix', 'group')
 # Photometric RandAugment space (the paper's list without the geometric ops
 # Rotate, Shear, Translate: those need cross_view.geometric=True).
 cv_color_space = [[dict(type='ColorTransform')], [dict(type='AutoContrast')],
