@@ -248,3 +248,19 @@ def test_group_dro_splits_both_views_by_group(digits_root):
     assert out['gq_a'].item() != pytest.approx(0.5)  # the weights moved
     out['loss_group_dro'].backward()
     assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_geometric_rois_are_projected_into_the_other_view(digits_root):
+    cfg = cv_cfg(tiny_faster_rcnn(width=8, fpn=16), tiny_faster_rcnn(width=16, fpn=32),
+                 geometric=True, loss=dict(type='CrossViewLoss', temperature=4.0))
+    model = MODELS.build(cfg)
+    data = two_view_batch(model, digits_root)
+    samples = data['data_samples']['weak'] + data['data_samples']['strong']
+    for sample in samples[2:]:  # strong view: 8 px to the right of the weak one
+        h = sample.metainfo['homography_matrix'].copy()
+        h[0, 2] += 8
+        sample.set_metainfo(dict(homography_matrix=h))
+    rois = torch.tensor([[0, 10., 12., 30., 40.], [3, 20., 5., 44., 25.]])
+    moved = model._project_rois(rois, samples, 2)
+    # Weak image 0 -> strong: +8 in x; strong image 3 (= image 1) -> weak: -8.
+    assert torch.allclose(moved, torch.tensor([[18., 12., 38., 40.], [12., 5., 36., 25.]]))
