@@ -40,7 +40,10 @@ ROWS = {
     # UET's three modes (docs/uet.md); 'weight' is the config as shipped.
     'fgd-uet': (_UET, True, []),
     'fgd-uet-residual': (_UET, True, [_UET_MODE + 'residual']),
-    'fgd-uet-mean': (_UET, True, [_UET_MODE + 'mean']),
+    # 'mean' replaces the target by the MC mean, so the passes must run at the
+    # teacher's resolution (scale=1; the shipped config uses 0.5).
+    'fgd-uet-mean': (_UET, True, [_UET_MODE + 'mean',
+                                  'model.distill_losses.loss_fgd.mc_dropout.scale=1.0']),
     # Cross-view consistency (configs/cross_view/, docs/cross_view.md) and its
     # single-view logit-KD baseline.
     'logit-kd': ('configs/cross_view/kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py',
@@ -239,6 +242,7 @@ def main():
     options = ex.schedule_options(args.iters)
 
     def run(key, config, opts):
+        results.update(load_results(results_path))  # another suite may have run it
         if key in results and results[key].get('options') == opts:
             return results[key]
         print(f'[{key}] training {config}', flush=True)
