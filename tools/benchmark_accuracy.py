@@ -67,6 +67,10 @@ GROUP_ROWS = {
     'kd': ('configs/group_dro/kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits-imbalanced.py',
            True, []),
     'group-dro-kd': (_DRO, True, []),
+    # Ablation: the first implementation, whole student per group
+    # (shared_features=False), so BatchNorm normalises each group's images
+    # by their own statistics in training but not at test time.
+    'group-dro-kd-subbatch': (_DRO, True, ['model.shared_features=False']),
     # Ablation, not run by default (--rows ... uniform-group-kd): group DRO with
     # weights that never move, i.e. the mean over present groups of the group
     # losses on per-group sub-batches. It separates the DRO weights' effect

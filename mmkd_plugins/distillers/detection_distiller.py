@@ -200,6 +200,8 @@ class DetectionDistiller(BaseModel):
         self.distill_losses = nn.ModuleDict()
         self.adapters = nn.ModuleDict()
         self._student_rec = self._teacher_rec = None  # set if anything is recorded
+        # Student records of a shared feature pass (GroupDRODistiller).
+        self._student_preset = None
         self._build_losses(distill_losses or {}, tuple(probe_size))
         self.init_student_from_teacher = tuple(init_student_from_teacher)
         for prefix in self.init_student_from_teacher:
@@ -494,7 +496,7 @@ class DetectionDistiller(BaseModel):
             raise ValueError('empty batch: the distiller received 0 images')
         if self._student_rec is None:
             return self.student.loss(inputs, data_samples)
-        with self._student_rec.record():
+        with self._student_rec.record(self._student_preset):
             losses = self.student.loss(inputs, data_samples)
         try:
             losses.update(self._distill(inputs, data_samples))

@@ -28,8 +28,11 @@ smaller gradient). With all groups present the two agree.
 
 Things to know:
 
-* BatchNorm sees each sub-batch separately (smaller batches; its running
-  statistics are updated once per group present).
+* The student's backbone and neck run once on the whole batch
+  (``shared_features=True``), so BatchNorm sees the whole batch; the heads,
+  the teacher and the distillation losses run per group on slices. (With
+  ``False``, or a two-view batch, the whole parent loss runs per group and
+  BatchNorm normalises each group by its own statistics.)
 * Under DDP the per-group losses are all-reduced before the update (mean
   over all ranks' images of the group, weighted by image count), so every
   rank holds the same ``q``; each rank's objective uses the groups present
@@ -38,6 +41,7 @@ Things to know:
   ``state_dict``, hence in checkpoints, and ``--resume`` restores it. It is
   updated only in training mode.
 """
+from contextlib import contextmanager, nullcontext
 from typing import Dict, List, Sequence
 
 import torch
@@ -100,6 +104,14 @@ class GroupDRODistiller(DetectionDistiller):
         group_key (str): Key of a data sample's metainfo that names its
             group (``GroupCocoDataset`` fills ``'group'``; add it to
             ``PackDetInputs``' ``meta_keys``). Default ``'group'``.
+        shared_features (bool): Run the student's backbone and neck once on
+            the whole batch and slice their outputs per group (default).
+            BatchNorm then normalises with whole-batch statistics, as at
+            test time it uses one set of running statistics for all groups;
+            False runs the whole student per group (each group's images
+            normalised by their own statistics: the first implementation,
+            which trained markedly worse, see docs/benchmarks.md). Two-view
+            (cross-view) batches always run per group.
         **kwargs: Arguments of :class:`DetectionDistiller`.
 
     ``loss`` returns ``loss_group_dro`` (the objective, the one entry that
@@ -112,9 +124,10 @@ class GroupDRODistiller(DetectionDistiller):
     """
 
     def __init__(self, groups: Sequence[str] = None, step_size: float = 0.01,
-                 group_key: str = 'group', **kwargs):
+                 group_key: str = 'group', shared_features: bool = True, **kwargs):
         self._check_args(groups, step_size, group_key)
         super().__init__(**kwargs)
+        self.shared_features = bool(shared_features)
         self.groups = tuple(sorted(groups))
         self.step_size = float(step_size)
         self.group_key = group_key
@@ -147,6 +160,39 @@ class GroupDRODistiller(DetectionDistiller):
             raise ValueError(f'step_size must be a finite number > 0, got {step_size!r}')
         if not isinstance(group_key, str) or not group_key:
             raise ValueError(f'group_key must be a non-empty string, got {group_key!r}')
+
+    def _shared_features(self, inputs):
+        """The student's backbone and neck on the whole batch, once, with
+        the records of that pass; None for two-view (dict) batches."""
+        if isinstance(inputs, dict):
+            return None
+        rec = self._student_rec
+        with rec.record() if rec is not None else nullcontext():
+            feats = self.student.extract_feat(inputs)
+        records = {} if rec is None else {
+            n: rec.get(n) for n in rec.names if rec._calls.get(n)}
+        if rec is not None:
+            rec.clear()
+        return feats, records
+
+    @contextmanager
+    def _features_of(self, shared, idx: List[int]):
+        """Within the block the student's ``extract_feat`` returns the rows
+        ``idx`` of the shared pass, and its records start from them."""
+        if shared is None:
+            yield
+            return
+        feats, records = shared
+        index = torch.tensor(idx, device=feats[0].device)
+        sub = tuple(f.index_select(0, index) for f in feats)
+        self._student_preset = {n: tuple(t.index_select(0, index) for t in levels)
+                                for n, levels in records.items()}
+        self.student.extract_feat = lambda _inputs: sub
+        try:
+            yield
+        finally:
+            del self.student.extract_feat
+            self._student_preset = None
 
     def _group_of(self, sample) -> int:
         meta = sample.metainfo
@@ -186,9 +232,12 @@ class GroupDRODistiller(DetectionDistiller):
         present = sorted(set(members))
         per_group: Dict[int, Dict[str, Tensor]] = {}
         totals: List[Tensor] = []
+        shared = self._shared_features(inputs) if self.shared_features else None
         for g in present:
             idx = [i for i, m in enumerate(members) if m == g]
-            losses = super().loss(*_subset(inputs, data_samples, idx, len(members)))
+            sub = _subset(inputs, data_samples, idx, len(members))
+            with self._features_of(shared, idx):
+                losses = super().loss(*sub)
             per_group[g] = {k: self._scalar(v) for k, v in losses.items()}
             totals.append(self.parse_losses(losses)[0])
 

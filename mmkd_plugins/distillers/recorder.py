@@ -7,7 +7,7 @@ so is called once per level; its record is then the tuple of those calls in
 order, which is again "one tensor per level".
 """
 from contextlib import contextmanager
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -41,10 +41,17 @@ class OutputRecorder:
         return hook
 
     @contextmanager
-    def record(self):
+    def record(self, preset: Optional[Dict[str, Tuple[Tensor, ...]]] = None):
         """Collect outputs during the ``with`` block; read them with
-        :meth:`get` afterwards."""
-        self._calls = {name: [] for name in self.names}
+        :meth:`get` afterwards.
+
+        Args:
+            preset (dict, optional): ``{name: levels}`` recorded already,
+                e.g. the slice of a shared forward pass that does not run
+                again inside the block.
+        """
+        preset = preset or {}
+        self._calls = {name: [preset[name]] if name in preset else [] for name in self.names}
         self._active = True
         try:
             yield self

@@ -183,8 +183,10 @@ def test_group_losses_are_all_reduced_by_image_count(dro, monkeypatch):
 
 
 def test_real_losses_per_group_and_gradients_reach_the_student(dro):
+    dro.shared_features = False  # the whole parent loss per sub-batch
     data = batch_of(dro, ['plain', 'photo', 'plain'], seed=1)
     out = dro.loss(**data)
+    dro.shared_features = True
     # gl_g is the parent's loss total on that group's images alone.
     for g, rows in (('plain', [0, 2]), ('photo', [1])):
         sub = DetectionDistiller.loss(dro, data['inputs'][rows],
@@ -199,6 +201,38 @@ def test_real_losses_per_group_and_gradients_reach_the_student(dro):
     assert dro.student.backbone.layer2[0].conv1.weight.grad.abs().sum() > 0
     assert all(a.weight.grad.abs().sum() > 0 for a in dro.adapters['loss_fgd'])
     assert all(p.grad is None for p in dro.teacher.parameters())
+
+
+def test_shared_features_slice_the_whole_batch_pass(dro):
+    # In eval mode BatchNorm uses running statistics, so the shared pass
+    # sliced per group must give exactly the per-sub-batch group losses.
+    data = batch_of(dro, ['plain', 'photo', 'plain', 'texture'], seed=2)
+    dro.eval()
+    try:
+        shared = dro.loss(**data)
+        dro.shared_features = False
+        separate = dro.loss(**data)
+    finally:
+        dro.shared_features = True
+        dro.train()
+    for g in ('plain', 'photo', 'texture'):
+        assert shared[f'gl_{g}'].item() == pytest.approx(separate[f'gl_{g}'].item(), rel=1e-5)
+    assert 'extract_feat' not in dro.student.__dict__  # the patch is undone
+
+
+def test_shared_features_run_the_backbone_once_with_whole_batch_statistics(dro):
+    data = batch_of(dro, ['plain', 'photo', 'plain', 'texture'], seed=3)
+    calls = []
+    hook = dro.student.backbone.register_forward_hook(
+        lambda m, args, out: calls.append(args[0].shape[0]))
+    bn = dro.student.backbone.bn1
+    before = bn.num_batches_tracked.item()
+    try:
+        dro.loss(**data)
+    finally:
+        hook.remove()
+    assert calls == [4]  # one pass over the batch of 4, not one per group
+    assert bn.num_batches_tracked.item() == before + 1
 
 
 # -- errors -------------------------------------------------------------------
