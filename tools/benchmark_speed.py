@@ -131,6 +131,38 @@ def with_views(data: dict, model) -> dict:
                              'strong': copy.deepcopy(data['data_samples'])}}
 
 
+def torch_sigmoid_focal_loss(pred, target, gamma, alpha, weight=None, reduction='none'):
+    """mmcv's ``sigmoid_focal_loss`` in PyTorch, for the call mmdet makes
+    (no class weight, ``reduction='none'``): ``pred`` (N, C) logits,
+    ``target`` (N,) labels in [0, C], C meaning background; returns (N, C)."""
+    from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
+    if weight is not None or reduction != 'none':
+        raise NotImplementedError('the PyTorch focal loss stands in for mmdet\'s call only: '
+                                  f'weight=None, reduction="none" (got {reduction!r})')
+    num_classes = pred.size(1)
+    onehot = torch.nn.functional.one_hot(target, num_classes + 1)[:, :num_classes]
+    return py_sigmoid_focal_loss(pred, onehot.type_as(pred), None, gamma, alpha, 'none')
+
+
+def focal_loss_fallback(device: str) -> str:
+    """mmdet's ``FocalLoss`` calls mmcv's CUDA kernel for CUDA tensors. Where
+    mmcv was built without its CUDA ops (a CPU-ops build carried to a GPU
+    machine), route that call to an elementwise PyTorch version (same value,
+    a few more kernels) and return a note for the header; else ``''``."""
+    if not device.startswith('cuda'):
+        return ''
+    from mmdet.models.losses import focal_loss
+    pred = torch.zeros(2, 3, device=device)
+    target = torch.zeros(2, dtype=torch.long, device=device)
+    try:
+        focal_loss._sigmoid_focal_loss(pred, target, 2.0, 0.25, None, 'none')
+        return ''
+    except RuntimeError:
+        pass
+    focal_loss._sigmoid_focal_loss = torch_sigmoid_focal_loss
+    return ' | focal loss in PyTorch (mmcv without CUDA ops)'
+
+
 def sync(device: str) -> None:
     if device.startswith('cuda'):
         torch.cuda.synchronize()
@@ -177,6 +209,7 @@ def main(argv=None):
     from mmengine.optim import OptimWrapper
     from mmdet.utils import register_all_modules
     register_all_modules()
+    note = focal_loss_fallback(args.device)
 
     specs = []
     for spec in args.variant or DEFAULT_VARIANTS:
@@ -225,7 +258,7 @@ def main(argv=None):
     device_name = (torch.cuda.get_device_name() if args.device.startswith('cuda')
                    else f'CPU, {torch.get_num_threads()} threads')
     print(f'device: {device_name} | torch {torch.__version__} | batch {args.batch} | '
-          f'{args.size[0]}x{args.size[1]} | {args.steps} steps (median) | amp {args.amp}')
+          f'{args.size[0]}x{args.size[1]} | {args.steps} steps (median) | amp {args.amp}{note}')
     ref_name = variants[0][0]
     ref_t, ref_m = statistics.median(times[ref_name]), memory[ref_name]
     print('| variant | step time (ms) | ratio | peak step memory (MiB) | ratio |')
