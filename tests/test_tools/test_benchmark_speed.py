@@ -1,5 +1,4 @@
 """tools/benchmark_speed.py: per-variant config overrides (--set)."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -7,16 +6,8 @@ import pytest
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_speed', osp.join(REPO, 'tools', 'benchmark_speed.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_set_overrides_one_variant():
-    tool = load_tool()
+def test_set_overrides_one_variant(load_tool):
+    tool = load_tool('benchmark_speed')
     got = tool.parse_overrides(['uet.model.a.passes=4', 'uet.model.a.placement=neck',
                                 'uet.model.a.size=(64, 64)'], ['fgd', 'uet'])
     assert got == {'fgd': {}, 'uet': {'model.a.passes': 4, 'model.a.placement': 'neck',
@@ -26,8 +17,8 @@ def test_set_overrides_one_variant():
             tool.parse_overrides([bad], ['uet'])
 
 
-def test_set_reaches_the_built_model():
-    tool = load_tool()
+def test_set_reaches_the_built_model(load_tool):
+    tool = load_tool('benchmark_speed')
     import mmkd_plugins  # noqa: F401
     path = osp.join(REPO, 'configs', 'uet',
                     'uet-fgd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py')
@@ -38,12 +29,12 @@ def test_set_reaches_the_built_model():
 
 
 
-def test_torch_focal_loss_matches_the_formula():
+def test_torch_focal_loss_matches_the_formula(load_tool):
     """The stand-in for mmcv's CUDA focal loss (used on a GPU machine whose
     mmcv has no CUDA ops) gives -a_t (1 - p_t)^g log p_t per class, label C
     being background (every class negative)."""
     import torch
-    tool = load_tool()
+    tool = load_tool('benchmark_speed')
     pred = torch.tensor([[2.0, -1.0, 0.5], [-0.3, 0.0, 1.5]])
     target = torch.tensor([1, 3])  # image 2: background
     got = tool.torch_sigmoid_focal_loss(pred, target, 2.0, 0.25, None, 'none')

@@ -1,24 +1,11 @@
 """tools/uet_regions.py: box masks on feature grids and inside/outside means."""
-import importlib.util
-import os.path as osp
-
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'uet_regions', osp.join(REPO, 'tools', 'uet_regions.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_box_mask_marks_the_cells_a_box_touches():
-    tool = load_tool()
+def test_box_mask_marks_the_cells_a_box_touches(load_tool):
+    tool = load_tool('uet_regions')
     # 64x64 input, 8x8 level (stride 8): box 10..30 x 0..7 touches cols 1-3, row 0.
     mask = tool.box_mask(torch.tensor([[10., 0., 30., 7.]]), (64, 64), (8, 8))
     want = torch.zeros(8, 8, dtype=torch.bool)
@@ -29,11 +16,11 @@ def test_box_mask_marks_the_cells_a_box_touches():
     assert not tool.box_mask(torch.zeros(0, 4), (64, 64), (8, 8)).any()
 
 
-def test_level_stats_separates_boxes_from_background():
+def test_level_stats_separates_boxes_from_background(load_tool):
     """Samples that disagree only inside the box: U is higher there, so the
     weight is below 1 inside and above 1 outside; |F| is read from the
     teacher feature."""
-    tool = load_tool()
+    tool = load_tool('uet_regions')
     torch.manual_seed(0)
     samples = torch.ones(4, 1, 2, 8, 8)
     samples[:, :, :, :4, :4] += torch.randn(4, 1, 2, 4, 4)  # noisy top-left quarter
