@@ -159,3 +159,20 @@ def fast_runner(monkeypatch):
                         lambda text, **kwargs: (text, None))
     yield
     torch.set_num_threads(threads)
+
+
+_TOOLS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools')
+
+
+@pytest.fixture
+def load_tool():
+    """``load_tool('benchmark_speed')`` -> the module ``tools/benchmark_speed.py``
+    (the scripts under tools/ are not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, osp.join(_TOOLS, f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

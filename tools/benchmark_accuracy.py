@@ -207,6 +207,11 @@ def plot_group(table, path):
     fig.savefig(path, dpi=110)
 
 
+def _rows_flag(shown, default):
+    """`` --rows a b`` when the table's rows are not the suite's default."""
+    return '' if list(shown) == list(default) else ' --rows ' + ' '.join(shown)
+
+
 def write_markdown(doc, block, start=START, end=END):
     text = open(doc).read() if osp.isfile(doc) else '# Benchmarks\n'
     if start in text and end in text:
@@ -218,7 +223,17 @@ def write_markdown(doc, block, start=START, end=END):
         f.write(text)
 
 
-def main():
+def make_data(suite):
+    """The demo data (and for ``suite='group'`` the imbalanced data);
+    make_demo_data.py does nothing when they exist with these settings."""
+    subprocess.check_call([sys.executable, 'tools/make_demo_data.py', '--out', 'data/digits',
+                           '--train', '1000', '--val', '200', '--seed', '0', '--quiet'])
+    if suite == 'group':
+        subprocess.check_call([sys.executable, 'tools/make_demo_data.py', *GROUP_DATA,
+                               '--quiet'])
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--iters', type=int, default=1500)
@@ -228,19 +243,19 @@ def main():
     parser.add_argument('--rows', nargs='+', default=None,
                         help=f'rows to run (demo: {list(ROWS)}; group: {list(GROUP_ROWS)})')
     parser.add_argument('--work-dir', default='work_dirs/accuracy')
+    parser.add_argument('--table-only', action='store_true',
+                        help='train nothing: write the tables from the runs in the results '
+                             'file (every row with results for --seeds)')
     parser.add_argument('--doc', default='docs/benchmarks.md')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     suite_rows = GROUP_ROWS if args.suite == 'group' else ROWS
     args.rows = args.rows or (GROUP_DEFAULT_ROWS if args.suite == 'group' else list(ROWS))
     unknown = [r for r in args.rows if r not in suite_rows]
     if unknown:
         parser.error(f'--suite {args.suite} has no rows {unknown}; it has {list(suite_rows)}')
     os.chdir(REPO)
-    subprocess.check_call([sys.executable, 'tools/make_demo_data.py', '--out', 'data/digits',
-                           '--train', '1000', '--val', '200', '--seed', '0', '--quiet'])
-    if args.suite == 'group':
-        subprocess.check_call([sys.executable, 'tools/make_demo_data.py', *GROUP_DATA,
-                               '--quiet'])
+    if not args.table_only:
+        make_data(args.suite)
     results_path = osp.join(args.work_dir, 'results.json')
     results = load_results(results_path)
     options = ex.schedule_options(args.iters)
@@ -249,6 +264,8 @@ def main():
         results.update(load_results(results_path))  # another suite may have run it
         if key in results and results[key].get('options') == opts:
             return results[key]
+        if args.table_only:
+            return results.get(key)
         print(f'[{key}] training {config}', flush=True)
         metrics = ex.train(config, osp.join(args.work_dir, key.replace('/', '_seed')), opts)
         metrics['options'] = opts
@@ -258,7 +275,10 @@ def main():
         return metrics
 
     teacher = run('teacher/0', TEACHER, options + ['randomness.seed=0'])
-    teacher_ckpt = ex.last_checkpoint(osp.join(args.work_dir, 'teacher_seed0'))
+    if teacher is None:
+        parser.error(f'--table-only: {results_path} holds no teacher run')
+    teacher_ckpt = (None if args.table_only else
+                    ex.last_checkpoint(osp.join(args.work_dir, 'teacher_seed0')))
     if args.suite == 'group':
         run_group_suite(args, results, results_path, run, options, teacher_ckpt)
         return
@@ -282,7 +302,8 @@ def main():
     block = (f'Teacher `{TEACHER}`: mAP {teacher["coco/bbox_mAP"]:.3f} (seed 0). '
              f'{args.iters} iterations per run, seeds {args.seeds}.\n'
              f'Produced by `python tools/benchmark_accuracy.py --seeds '
-             f'{" ".join(map(str, args.seeds))} --iters {args.iters}` on this repository\'s '
+             f'{" ".join(map(str, args.seeds))} --iters {args.iters}'
+             f'{_rows_flag(shown, list(ROWS))}` on this repository\'s '
              f'2-core CPU machines.\n\n'
              + ex.format_table(table, columns) +
              f'\n\n![accuracy]({osp.basename(image)})')
@@ -294,7 +315,7 @@ def run_group_suite(args, results, results_path, run, options, teacher_ckpt):
     """GROUP_ROWS over the seeds, the teacher evaluated per group, and the
     table between the group markers of the doc."""
     key = 'group-teacher-eval/0'
-    if results.get(key, {}).get('checkpoint') != teacher_ckpt:
+    if results.get(key, {}).get('checkpoint') != teacher_ckpt and not args.table_only:
         print(f'[{key}] evaluating {teacher_ckpt} per group', flush=True)
         metrics = ex.evaluate(TEACHER, teacher_ckpt, osp.join(args.work_dir, 'group_teacher_eval'),
                               GROUP_TEACHER_EVAL)
@@ -307,11 +328,15 @@ def run_group_suite(args, results, results_path, run, options, teacher_ckpt):
             if needs_teacher:
                 opts.append(f'model.teacher_ckpt={teacher_ckpt}')
             metrics = run(f'group-{name}/{seed}', config, opts)
+            if metrics is None:  # --table-only
+                continue
             print(f'[group-{name}/{seed}] worst group {_worst_name(metrics)} '
                   f'{metrics["group/worst_bbox_mAP"]:.3f}, mean over groups '
                   f'{metrics["group/mean_bbox_mAP"]:.3f}', flush=True)
 
-    table = summarise_group(results, args.rows, args.seeds, results[key])
+    # Every row with results for these seeds (ablations run separately too).
+    shown = [r for r in GROUP_ROWS if any(f'group-{r}/{s}' in results for s in args.seeds)]
+    table = summarise_group(results, shown, args.seeds, results.get(key))
     image = osp.join(osp.dirname(args.doc), 'accuracy_digits_groups.png')
     plot_group(table, image)
     columns = ['row', 'config', 'seeds', 'mAP', 'worst-group mAP', 'mean-group mAP',
@@ -323,7 +348,8 @@ def run_group_suite(args, results, results_path, run, options, teacher_ckpt):
              f'per run, seeds {args.seeds}; mAP columns are mean ± std over seeds, group '
              'columns the mean.\n'
              f'Produced by `python tools/benchmark_accuracy.py --suite group --seeds '
-             f'{" ".join(map(str, args.seeds))} --iters {args.iters}` on this repository\'s '
+             f'{" ".join(map(str, args.seeds))} --iters {args.iters}'
+             f'{_rows_flag(shown, GROUP_DEFAULT_ROWS)}` on this repository\'s '
              f'2-core CPU machines.\n\n'
              + ex.format_table(table, columns) +
              f'\n\n![per-group accuracy]({osp.basename(image)})')
