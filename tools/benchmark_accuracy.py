@@ -44,6 +44,9 @@ ROWS = {
     # teacher's resolution (scale=1; the shipped config uses 0.5).
     'fgd-uet-mean': (_UET, True, [_UET_MODE + 'mean',
                                   'model.distill_losses.loss_fgd.mc_dropout.scale=1.0']),
+    # Weight mode on U relative to the teacher activation (docs/uet.md, "Measured
+    # on the demo": absolute U is largest on the digits).
+    'fgd-uet-relative': (_UET, True, ['model.distill_losses.loss_fgd.loss.uncertainty=relative']),
     # Cross-view consistency (configs/cross_view/, docs/cross_view.md) and its
     # single-view logit-KD baseline.
     'logit-kd': ('configs/cross_view/kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py',

@@ -9,6 +9,8 @@ mean of three maps inside the ground-truth boxes and on the background:
 
 * ``w``: UET's location weight (``mode='weight'``, the config's ``strength``,
   mean 1 per image);
+* ``w rel``: the same with ``uncertainty='relative'`` (U over the teacher
+  activation's RMS);
 * ``U``: the uncertainty (RMS MC standard deviation);
 * ``|F|``: the teacher feature's magnitude (mean over channels).
 
@@ -57,7 +59,7 @@ def inside_outside(values: Tensor, masks: Tensor) -> Dict[str, float]:
 
 def level_stats(samples: Sequence[Tensor], teacher: Sequence[Tensor], data_samples,
                 input_hw, strength: float) -> List[Dict[str, Dict[str, float]]]:
-    """Per level: ``{'w': {fg, bg}, 'U': {fg, bg}, '|F|': {fg, bg}}``.
+    """Per level: ``{'w': {fg, bg}, 'w rel': ..., 'U': ..., '|F|': ...}``.
 
     Args:
         samples: Per level, the MC samples (T, N, C, h, w) (h, w may be
@@ -67,13 +69,15 @@ def level_stats(samples: Sequence[Tensor], teacher: Sequence[Tensor], data_sampl
         input_hw: The batch input's (height, width).
         strength (float): UET's ``strength``.
     """
-    from mmkd_plugins.losses.uet_loss import fit_to, mc_uncertainty, uncertainty_weights
+    from mmkd_plugins.losses.uet_loss import (fit_to, mc_uncertainty, relative_uncertainty,
+                                              uncertainty_weights)
     out = []
     for s, f in zip(samples, teacher):
         u = fit_to(mc_uncertainty(s, 'spatial'), f)
         masks = torch.stack([box_mask(d.gt_instances.bboxes.cpu(), input_hw, f.shape[-2:])
                              for d in data_samples])
-        maps = {'w': uncertainty_weights(u, strength), 'U': u,
+        maps = {'w': uncertainty_weights(u, strength),
+                'w rel': uncertainty_weights(relative_uncertainty(u, f), strength), 'U': u,
                 '|F|': f.abs().mean(1, keepdim=True)}
         out.append({k: inside_outside(v.float().cpu(), masks) for k, v in maps.items()})
     return out
@@ -126,12 +130,13 @@ def main(argv=None):
     print(f'{args.config}\nteacher {args.teacher_ckpt}; {args.batches} training batches; '
           f'p={mc.get("p")}, T={mc.get("passes")}, scale={mc.get("scale", 1.0)}, '
           f'strength={strength}\n')
-    print('| level | w inside boxes | w background | U inside | U background '
-          '| abs(F) inside | abs(F) background |')
-    print('|---|---|---|---|---|---|---|')
+    print('| level | w inside boxes | w background | w rel inside | w rel background '
+          '| U inside | U background | abs(F) inside | abs(F) background |')
+    print('|---|---|---|---|---|---|---|---|---|')
     for i, level in enumerate(sums):
         m = {k: {r: v / args.batches for r, v in level[k].items()} for k in level}
-        print(f"| {i} | {m['w']['fg']:.2f} | {m['w']['bg']:.2f} | {m['U']['fg']:.3f} | "
+        print(f"| {i} | {m['w']['fg']:.2f} | {m['w']['bg']:.2f} | {m['w rel']['fg']:.2f} | "
+              f"{m['w rel']['bg']:.2f} | {m['U']['fg']:.3f} | "
               f"{m['U']['bg']:.3f} | {m['|F|']['fg']:.3f} | {m['|F|']['bg']:.3f} |")
 
 

@@ -14,7 +14,7 @@ from .fgd_loss import (FGDLoss, GlobalContextBlock, boxes_to_cells,
 from .mse_loss import FeatureMSELoss, feature_mse_level_loss
 from .pkd_loss import PKDLoss, pkd_level_loss, standardize
 from .uet_loss import (UncertaintyAwareLoss, mc_uncertainty, minmax_per_image,
-                       shrink_target, uncertainty_weights)
+                       relative_uncertainty, shrink_target, uncertainty_weights)
 
 __all__ = [
     'BaseDistillLoss', 'weighted_mean', 'CWDLoss', 'cwd_level_loss',
@@ -22,7 +22,8 @@ __all__ = [
     'fgd_mask_loss', 'fgd_masks', 'fgd_relation_loss',
     'spatial_channel_attention', 'FeatureMSELoss', 'feature_mse_level_loss',
     'PKDLoss', 'pkd_level_loss', 'standardize', 'UncertaintyAwareLoss',
-    'mc_uncertainty', 'minmax_per_image', 'shrink_target', 'uncertainty_weights',
+    'mc_uncertainty', 'minmax_per_image', 'relative_uncertainty', 'shrink_target',
+    'uncertainty_weights',
     'CrossViewLoss', 'DenseKDLoss', 'binary_kl', 'cross_view_terms',
     'sigmoid_confidence', 'softmax_confidence', 'softmax_kl'
 ]

@@ -9,6 +9,8 @@ behind them: ``docs/uet.md``. Per level, from samples ``S`` (T, N, C, H, W):
 * :func:`mc_uncertainty`: ``U = sqrt(mean_R var_T(S))``, the RMS MC standard
   deviation over the reduced dims R (channels for ``'spatial'``, H and W for
   ``'channel'``, none for ``'both'``);
+* :func:`relative_uncertainty` (``uncertainty='relative'``): ``U / RMS_R(F)``,
+  the MC standard deviation as a fraction of the teacher activation;
 * :func:`uncertainty_weights`: ``w = exp(-strength * minmax(U))`` scaled to
   mean 1 per image (``'weight'`` and ``'mean'`` modes);
 * :func:`shrink_target`: ``F - sign(F) * min(|F|, strength * U)``, the
@@ -28,6 +30,7 @@ from .base import (BaseDistillLoss, MultiLevel, as_levels, check_number,
 MODES = ('weight', 'residual', 'mean')
 REDUCES = ('spatial', 'channel', 'both')
 PLACEMENTS = ('backbone', 'neck', 'head')
+UNCERTAINTIES = ('absolute', 'relative')
 _REDUCE_DIMS = {'spatial': (1, ), 'channel': (2, 3), 'both': ()}
 
 
@@ -67,7 +70,10 @@ def minmax_per_image(u: Tensor) -> Tensor:
     """``(U - min) / (max - min)`` over each image's map, in [0, 1].
 
     A map without spread (uniform, or all zero) gives exactly 0 everywhere,
-    never a 0/0.
+    never a 0/0. A spread below ``1e-5`` of the map's largest value counts
+    as none: that is float rounding (e.g. of a ratio that is constant in
+    exact arithmetic), and stretching it to [0, 1] would turn noise into
+    weights.
 
     Args:
         u (Tensor): (N, ...).
@@ -76,9 +82,43 @@ def minmax_per_image(u: Tensor) -> Tensor:
         Tensor: Same shape.
     """
     flat = u.flatten(1)
-    low = flat.amin(dim=1).reshape(-1, *[1] * (u.dim() - 1))
-    span = flat.amax(dim=1).reshape(low.shape) - low
+    shape = (-1, *[1] * (u.dim() - 1))
+    low = flat.amin(dim=1).reshape(shape)
+    high = flat.amax(dim=1).reshape(shape)
+    span = high - low
+    span = torch.where(span > 1e-5 * high.abs(), span, torch.full_like(span, float('inf')))
     return (u - low) / span.clamp_min(torch.finfo(u.dtype).tiny)
+
+
+def relative_uncertainty(u: Tensor, feat: Tensor, reduce: str = 'spatial',
+                         floor: float = 0.01) -> Tensor:
+    """``U / RMS_R(F)``: the MC standard deviation as a fraction of the
+    teacher activation it belongs to (a coefficient of variation).
+
+    Dropout noise is multiplicative: the spread of a stage's output grows
+    with the size of its inputs, so absolute ``U`` is largest where the
+    features are strong (on the objects, for a detector) and weighting by it
+    copies the objects least. The ratio removes that scale. ``R`` are the
+    dims ``U`` was reduced over (see :func:`mc_uncertainty`); the RMS is
+    floored at ``floor`` times its image mean so that near-zero activations
+    do not blow the ratio up (an all-zero feature gives 0).
+
+    Args:
+        u (Tensor): (N, 1, H, W), (N, C, 1, 1) or (N, C, H, W) uncertainty at
+            ``feat``'s resolution (see :func:`fit_to`).
+        feat (Tensor): (N, C, H, W) teacher feature.
+        reduce (str): The reduction ``u`` was computed with.
+        floor (float): Relative floor of the RMS. Default 0.01.
+
+    Returns:
+        Tensor: Same shape as ``u``, float32, finite.
+    """
+    f = feat.float()
+    dims = _REDUCE_DIMS[reduce]
+    rms = (f * f).mean(dim=dims, keepdim=True).sqrt() if dims else f.abs()
+    mean = rms.flatten(1).mean(dim=1).reshape(-1, *[1] * (rms.dim() - 1))
+    rms = torch.maximum(rms, floor * mean).clamp_min(torch.finfo(torch.float32).tiny)
+    return u.float() / rms
 
 
 def uncertainty_weights(u: Tensor, strength: float) -> Tensor:
@@ -187,6 +227,12 @@ class UncertaintyAwareLoss(BaseDistillLoss):
         strength (float): >= 0. ``'weight'``/``'mean'``: the weights span at
             most a factor ``exp(strength)``; ``'residual'``: the threshold in
             MC standard deviations. Default 1.0.
+        uncertainty (str): What the weights of ``'weight'``/``'mean'`` are
+            computed from: ``'absolute'``, the MC standard deviation U, or
+            ``'relative'``, U as a fraction of the teacher activation
+            (:func:`relative_uncertainty`). ``'residual'`` thresholds in
+            absolute units and takes ``'absolute'`` only. Default
+            ``'absolute'``.
         reduce (str): Shape of U, ``'spatial'`` (N, 1, H, W), ``'channel'``
             (N, C, 1, 1) or ``'both'``. The distiller fills it from
             ``mc_dropout.reduce``. Default ``'spatial'``.
@@ -209,6 +255,7 @@ class UncertaintyAwareLoss(BaseDistillLoss):
                  host: dict,
                  mode: str = 'weight',
                  strength: float = 1.0,
+                 uncertainty: str = 'absolute',
                  reduce: str = 'spatial',
                  placement: str = 'backbone',
                  scale: float = 1.0,
@@ -217,7 +264,8 @@ class UncertaintyAwareLoss(BaseDistillLoss):
                  loss_weight: float = 1.0) -> None:
         super().__init__(loss_weight=loss_weight)
         for name, value, allowed in (('mode', mode, MODES), ('reduce', reduce, REDUCES),
-                                     ('placement', placement, PLACEMENTS)):
+                                     ('placement', placement, PLACEMENTS),
+                                     ('uncertainty', uncertainty, UNCERTAINTIES)):
             if value not in allowed:
                 raise ValueError(f'{name} must be one of {allowed}, got {value!r}')
         if placement == 'head' and (mode != 'weight' or reduce != 'spatial'):
@@ -225,6 +273,12 @@ class UncertaintyAwareLoss(BaseDistillLoss):
                 f"placement='head' gives samples of the head's outputs, not of the "
                 f"distilled feature: it needs mode='weight' and reduce='spatial', "
                 f'got mode={mode!r}, reduce={reduce!r}')
+        if uncertainty == 'relative' and (mode == 'residual' or placement == 'head'):
+            raise ValueError(
+                "uncertainty='relative' divides U by the distilled teacher feature: it "
+                "needs mode='weight' or 'mean' and samples of that feature (placement "
+                f"other than 'head'), got mode={mode!r}, placement={placement!r}")
+        self.uncertainty = uncertainty
         self.scale = check_number('scale', scale, inclusive=False)
         if self.scale > 1:
             raise ValueError(f'scale must be in (0, 1], got {scale}')
@@ -286,6 +340,8 @@ class UncertaintyAwareLoss(BaseDistillLoss):
                                 self.scale == 1)
         extra = list(as_levels(weights, 'weights')) if weights is not None else None
         u = [fit_to(mc_uncertainty(s, self.reduce), t) for s, t in zip(samples, tea)]
+        if self.uncertainty == 'relative':
+            u = [relative_uncertainty(ui, t, self.reduce) for ui, t in zip(u, tea)]
         if self.mode == 'residual':
             target = [shrink_target(t, ui, self.strength) for t, ui in zip(tea, u)]
             level_weights = extra
@@ -299,6 +355,7 @@ class UncertaintyAwareLoss(BaseDistillLoss):
         return self.loss_weight * loss
 
     def extra_repr(self) -> str:
-        return (f'mode={self.mode!r}, strength={self.strength}, reduce={self.reduce!r}, '
+        return (f'mode={self.mode!r}, strength={self.strength}, '
+                f'uncertainty={self.uncertainty!r}, reduce={self.reduce!r}, '
                 f'placement={self.placement!r}, scale={self.scale}, '
                 f'{super().extra_repr()}')

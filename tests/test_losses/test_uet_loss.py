@@ -9,8 +9,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmkd_plugins.losses import (BaseDistillLoss, FeatureMSELoss,
                                  UncertaintyAwareLoss, mc_uncertainty,
-                                 minmax_per_image, shrink_target,
-                                 uncertainty_weights)
+                                 minmax_per_image, relative_uncertainty,
+                                 shrink_target, uncertainty_weights)
 from mmkd_plugins.losses.uet_loss import fit_to
 
 SHAPES = ((2, 8, 8, 8), (2, 8, 4, 4))
@@ -85,6 +85,11 @@ def test_minmax_and_weights():
     assert torch.equal(uncertainty_weights(u, 0.0), torch.ones_like(u))
     # A huge strength stays finite: the most certain location keeps exp(0).
     assert torch.isfinite(uncertainty_weights(u, 1e4)).all()
+    # A spread at float rounding level (1e-7 of the values) is no spread;
+    # 1e-3 of the values is.
+    for rel, spread in ((1e-7, False), (1e-3, True)):
+        v = torch.tensor([3., 3. * (1 + rel), 3., 3.]).reshape(1, 1, 2, 2)
+        assert bool(minmax_per_image(v).any()) == spread, rel
 
 
 def test_shrink_target():
@@ -133,6 +138,44 @@ def test_weight_mode_transfers_less_where_the_teacher_is_unsure():
         host = loss.host(student, teacher)
         got = loss(student, teacher, teacher_samples=tuple(samples))
         assert (got < host) if cmp == 'less' else (got > host), where
+
+
+def test_relative_uncertainty_removes_the_feature_scale():
+    """Multiplicative MC noise (spread proportional to |F|): absolute U
+    down-weights the strong location, relative U weighs both alike; a
+    location noisier for its size gets the lowest relative weight."""
+    feat = torch.ones(1, 2, 1, 3)
+    feat[..., 1] = 10.0  # a strong activation, e.g. on an object
+    u = torch.tensor([0.1, 1.0, 0.3]).reshape(1, 1, 1, 3)  # 10 % , 10 %, 30 % of |F|
+    rel = relative_uncertainty(u, feat, 'spatial')
+    torch.testing.assert_close(rel, torch.tensor([0.1, 0.1, 0.3]).reshape(1, 1, 1, 3))
+    w_abs, w_rel = uncertainty_weights(u, 1.0), uncertainty_weights(rel, 1.0)
+    assert w_abs[..., 1] < w_abs[..., 0]
+    assert w_rel[..., 1] == w_rel[..., 0] and w_rel[..., 2] < w_rel[..., 0]
+    # Per-channel and per-element reductions divide by the matching RMS.
+    feat_c = torch.tensor([2.0, 4.0]).reshape(1, 2, 1, 1).expand(1, 2, 2, 2)
+    torch.testing.assert_close(relative_uncertainty(torch.ones(1, 2, 1, 1), feat_c, 'channel'),
+                               torch.tensor([0.5, 0.25]).reshape(1, 2, 1, 1))
+    # Near-zero activations are floored at 1 % of the image's mean RMS; an
+    # all-zero feature gives 0, not inf or NaN.
+    feat[..., 0] = 1e-9
+    assert relative_uncertainty(u, feat, 'both').max() <= 1.0 / (0.01 * 11 / 3) + 1e-4
+    zero = relative_uncertainty(torch.zeros(1, 1, 2, 2), torch.zeros(1, 3, 2, 2))
+    assert torch.equal(zero, torch.zeros(1, 1, 2, 2))
+
+
+def test_relative_mode_with_multiplicative_noise_is_the_host():
+    """Samples ``F * (1 + z_t)``: U is proportional to |F| everywhere, so
+    relative U is uniform and the loss is the host's, while absolute U is not."""
+    teacher = tuple(t.sign() * (t.abs() + 0.5) for t in levels(0))  # clear of the floor
+    z = torch.tensor([-0.2, 0.1, 0.3, -0.1]).reshape(-1, 1, 1, 1, 1)
+    samples = tuple(t * (1 + z) for t in teacher)
+    student = levels(5)
+    host = uet(uncertainty='relative').host(student, teacher)
+    rel = uet(uncertainty='relative', reduce='both')(student, teacher, teacher_samples=samples)
+    absolute = uet(reduce='both')(student, teacher, teacher_samples=samples)
+    torch.testing.assert_close(rel, host, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(absolute, host, rtol=1e-3)
 
 
 @pytest.mark.parametrize('mode', ['residual', 'mean'])
@@ -259,6 +302,9 @@ class NoWeightsLoss(BaseDistillLoss):
     (dict(mode='mean', scale=0.5), ValueError, "mode='mean' needs samples at the teacher"),
     (dict(scale=1.5), ValueError, r'scale must be in \(0, 1\]'),
     (dict(strength=-1.0), ValueError, 'strength must be >= 0'),
+    (dict(uncertainty='ratio'), ValueError, 'uncertainty must be one of'),
+    (dict(uncertainty='relative', mode='residual'), ValueError, "needs mode='weight' or 'mean'"),
+    (dict(uncertainty='relative', placement='head'), ValueError, "placement other than 'head'"),
 ])
 def test_build_errors(kwargs, error, match):
     kwargs.setdefault('host', dict(type='FeatureMSELoss'))

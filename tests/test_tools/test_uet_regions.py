@@ -31,4 +31,5 @@ def test_level_stats_separates_boxes_from_background(load_tool):
     (stats,) = tool.level_stats([samples], [teacher], [sample], (64, 64), strength=1.0)
     assert stats['U']['fg'] > 0.5 and stats['U']['bg'] == 0
     assert stats['w']['fg'] < 1 < stats['w']['bg']
+    assert stats['w rel']['fg'] < 1 < stats['w rel']['bg']  # noisy for its size too
     assert stats['|F|'] == {'fg': 3.0, 'bg': 0.0}
