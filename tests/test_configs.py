@@ -74,3 +74,13 @@ def test_group_dro_configs_are_one_diff_apart():
     assert changed['type'] == 'GroupDRODistiller'
     # Every group of the data is one of the distiller's groups.
     assert sorted(changed['groups']) == ['gradient', 'photo', 'plain', 'texture']
+
+
+def test_group_balanced_config_changes_only_the_sampler():
+    dro = _load(GROUP_DRO +
+                'group-dro-kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits-imbalanced.py')
+    balanced = _load(GROUP_DRO + 'group-dro-kd-balanced_retinanet-r18-w16_retinanet-r18-w32_'
+                     '1500i_digits-imbalanced.py')
+    assert _differing(dro, balanced) == ['train_dataloader']
+    assert _differing(dro['train_dataloader'], balanced['train_dataloader']) == ['sampler']
+    assert balanced['train_dataloader']['sampler'] == dict(type='GroupBalancedSampler', power=1.0)

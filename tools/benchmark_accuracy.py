@@ -74,6 +74,12 @@ GROUP_ROWS = {
     # (shared_features=False), so BatchNorm normalises each group's images
     # by their own statistics in training but not at test time.
     'group-dro-kd-subbatch': (_DRO, True, ['model.shared_features=False']),
+    # Group DRO with group-balanced batches (GroupBalancedSampler), and plain
+    # KD with the same sampler to separate the sampler's effect.
+    'group-dro-kd-balanced': (_DRO.replace('group-dro-kd_', 'group-dro-kd-balanced_'), True, []),
+    'kd-balanced': ('configs/group_dro/kd_retinanet-r18-w16_retinanet-r18-w32_1500i_'
+                    'digits-imbalanced.py', True,
+                    ['train_dataloader.sampler.type=GroupBalancedSampler']),
     # Ablation, not run by default (--rows ... uniform-group-kd): group DRO with
     # weights that never move, i.e. the mean over present groups of the group
     # losses on per-group sub-batches. It separates the DRO weights' effect
