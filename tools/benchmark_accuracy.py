@@ -175,7 +175,7 @@ def summarise_group(results, rows, seeds, teacher=None):
     ± std over seeds), each group's mean mAP, and the worst group per seed."""
     table = []
     entries = ([('teacher (balanced data)', TEACHER, [teacher])] if teacher else []) + [
-        (name, GROUP_ROWS[name][0],
+        (name, ' '.join([GROUP_ROWS[name][0], *GROUP_ROWS[name][2]]),
          [results[f'group-{name}/{s}'] for s in seeds if f'group-{name}/{s}' in results])
         for name in rows]
     for name, config, runs in entries:
