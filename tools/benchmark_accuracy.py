@@ -135,8 +135,7 @@ def summarise(results, teacher_map, rows, seeds):
         mean = statistics.mean(maps)
         std = statistics.stdev(maps) if len(maps) > 1 else 0.0
         closed = ex.gap_closed(base_mean, mean, teacher_map) if base_mean is not None else None
-        config, _, extra = ROWS[name]
-        table.append({'row': name, 'config': ' '.join([config, *extra]), 'seeds': len(maps),
+        table.append({'row': name, 'config': _row_config(ROWS[name]), 'seeds': len(maps),
                       'mAP mean': f'{mean:.3f}', 'mAP std': f'{std:.3f}',
                       'mAP@50 mean': f'{statistics.mean(maps50):.3f}',
                       'per seed': ' '.join(f'{m:.3f}' for m in maps),
@@ -175,7 +174,7 @@ def summarise_group(results, rows, seeds, teacher=None):
     ± std over seeds), each group's mean mAP, and the worst group per seed."""
     table = []
     entries = ([('teacher (balanced data)', TEACHER, [teacher])] if teacher else []) + [
-        (name, ' '.join([GROUP_ROWS[name][0], *GROUP_ROWS[name][2]]),
+        (name, _row_config(GROUP_ROWS[name]),
          [results[f'group-{name}/{s}'] for s in seeds if f'group-{name}/{s}' in results])
         for name in rows]
     for name, config, runs in entries:
@@ -214,6 +213,17 @@ def plot_group(table, path):
     ax.legend(loc='upper left', bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def _row_config(row) -> str:
+    """A ``(config, needs_teacher, extra options)`` row as the table shows it."""
+    config, _, extra = row
+    return ' '.join([config, *extra])
+
+
+def _stored_rows(results, rows, seeds, prefix=''):
+    """The names of ``rows`` with a stored run for any of ``seeds``."""
+    return [r for r in rows if any(f'{prefix}{r}/{s}' in results for s in seeds)]
 
 
 def _rows_flag(shown, default):
@@ -302,7 +312,7 @@ def main(argv=None):
 
     # Every row with results for these seeds, not only this run's: runs of
     # different row sets (one per method) fill one table.
-    shown = [r for r in ROWS if any(f'{r}/{s}' in results for s in args.seeds)]
+    shown = _stored_rows(results, ROWS, args.seeds)
     table = summarise(results, teacher['coco/bbox_mAP'], shown, args.seeds)
     image = osp.join(osp.dirname(args.doc), 'accuracy_digits.png')
     plot(table, teacher['coco/bbox_mAP'], image)
@@ -344,7 +354,7 @@ def run_group_suite(args, results, results_path, run, options, teacher_ckpt):
                   f'{metrics["group/mean_bbox_mAP"]:.3f}', flush=True)
 
     # Every row with results for these seeds (ablations run separately too).
-    shown = [r for r in GROUP_ROWS if any(f'group-{r}/{s}' in results for s in args.seeds)]
+    shown = _stored_rows(results, GROUP_ROWS, args.seeds, prefix='group-')
     table = summarise_group(results, shown, args.seeds, results.get(key))
     image = osp.join(osp.dirname(args.doc), 'accuracy_digits_groups.png')
     plot_group(table, image)

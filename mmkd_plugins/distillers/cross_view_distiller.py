@@ -208,10 +208,7 @@ class CrossViewDistiller(DetectionDistiller):
                 raise ValueError(f'cross_view: the {who}\'s {type(head_module).__name__} scores '
                                  'classes with a softmax; dense cross-view distillation reads '
                                  'sigmoid class scores (RetinaNet, FCOS, GFL, ATSS)')
-        s_cls, t_cls = num_classes_of(self.student), num_classes_of(self.teacher)
-        if s_cls != t_cls:
-            raise ValueError(f'cross_view: the student has num_classes={s_cls} and the '
-                             f'teacher {t_cls}; logits are compared class by class')
+        self._check_same_classes()
         self.__dict__['_cv_names'] = (names['student'], names['teacher'])
         return s_names | {names['student']}, t_names | {names['teacher']}
 
@@ -223,12 +220,7 @@ class CrossViewDistiller(DetectionDistiller):
                              'roi_head; no logits to distil')
         for attr in _DENSE_CLS:
             if isinstance(getattr(head, attr, None), nn.Conv2d):
-                if getattr(head, 'use_sigmoid_cls', True) is False:
-                    raise ValueError(
-                        f'cross_view: the {who}\'s {type(head).__name__} scores classes '
-                        'with a softmax; dense cross-view distillation reads sigmoid '
-                        'class scores (RetinaNet, FCOS, GFL, ATSS)')
-                return f'bbox_head.{attr}'
+                return f'bbox_head.{attr}'  # softmax heads: refused by the caller
         raise ValueError(
             f'cross_view: cannot read the class logits of the {who}\'s '
             f'{type(head).__name__}: it has none of the convs {list(_DENSE_CLS)}. Name '
@@ -251,6 +243,9 @@ class CrossViewDistiller(DetectionDistiller):
                     getattr(bbox_head, 'custom_cls_channels', False):
                 raise ValueError(f'cross_view: the {who}\'s RoI head does not score classes '
                                  'with a softmax over classes + background')
+        self._check_same_classes()
+
+    def _check_same_classes(self) -> None:
         s_cls, t_cls = num_classes_of(self.student), num_classes_of(self.teacher)
         if s_cls != t_cls:
             raise ValueError(f'cross_view: the student has num_classes={s_cls} and the '

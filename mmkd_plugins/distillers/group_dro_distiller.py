@@ -169,10 +169,10 @@ class GroupDRODistiller(DetectionDistiller):
         rec = self._student_rec
         with rec.record() if rec is not None else nullcontext():
             feats = self.student.extract_feat(inputs)
-        records = {} if rec is None else {
-            n: rec.get(n) for n in rec.names if rec._calls.get(n)}
-        if rec is not None:
-            rec.clear()
+        if rec is None:
+            return feats, {}
+        records = rec.recorded()
+        rec.clear()
         return feats, records
 
     @contextmanager

@@ -70,6 +70,11 @@ class OutputRecorder:
             return as_levels(calls[0], what)
         return tuple(t for call in calls for t in as_levels(call, what))
 
+    def recorded(self) -> Dict[str, Tuple[Tensor, ...]]:
+        """``{name: levels}`` of every module called in the last
+        :meth:`record` block (those not called are left out)."""
+        return {name: self.get(name) for name, calls in self._calls.items() if calls}
+
     def clear(self) -> None:
         """Drop the references to the last pass's tensors."""
         self._calls = {}
