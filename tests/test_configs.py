@@ -84,3 +84,14 @@ def test_group_balanced_config_changes_only_the_sampler():
     assert _differing(dro, balanced) == ['train_dataloader']
     assert _differing(dro['train_dataloader'], balanced['train_dataloader']) == ['sampler']
     assert balanced['train_dataloader']['sampler'] == dict(type='GroupBalancedSampler', power=1.0)
+
+
+def test_cross_view_feature_losses_are_their_single_view_twins():
+    """configs/cross_view/ cannot inherit the feature losses (another base),
+    so they copy them: the copies must stay equal to the FGD and UET demos."""
+    cv = 'configs/cross_view/'
+    pair = 'retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py'
+    fgd = _load('configs/fgd/fgd_' + pair)['model']['distill_losses']
+    uet = _load('configs/uet/uet-fgd_' + pair)['model']['distill_losses']
+    assert _load(cv + 'crld-fgd_' + pair)['model']['distill_losses'] == fgd
+    assert _load(cv + 'crld-uet-fgd_' + pair)['model']['distill_losses'] == uet
