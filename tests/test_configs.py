@@ -95,3 +95,6 @@ def test_cross_view_feature_losses_are_their_single_view_twins():
     uet = _load('configs/uet/uet-fgd_' + pair)['model']['distill_losses']
     assert _load(cv + 'crld-fgd_' + pair)['model']['distill_losses'] == fgd
     assert _load(cv + 'crld-uet-fgd_' + pair)['model']['distill_losses'] == uet
+    # The single-view twin of crld-fgd: logit KD plus the same FGD loss.
+    kd = _load(cv + 'kd_' + pair)['model']['distill_losses']
+    assert _load(cv + 'kd-fgd_' + pair)['model']['distill_losses'] == {**kd, **fgd}
