@@ -10,7 +10,8 @@ over the batches of
 * its value, as the training log would show it;
 * the L2 norm of its gradient on the student's trainable parameters (the
   teacher is frozen; a distiller's own adapters are left out, they only
-  exist to serve their loss);
+  exist to serve their loss), overall and within each top-level module of
+  the student (backbone, neck, heads): where each loss pulls;
 
 and a ``total`` row for the sum of all entries, the gradient that the
 optimizer wrapper's ``clip_grad`` sees. Use it before training to choose loss
@@ -19,10 +20,11 @@ decides the early updates alone (docs/cross_view.md, "Loss scale on the
 demo"). The student is at its initialisation, in training mode.
 """
 import argparse
+import math
 import os.path as osp
 import statistics
 import tempfile
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List
 
 import torch
 from torch import Tensor, nn
@@ -39,8 +41,17 @@ def student_of(model: nn.Module) -> nn.Module:
     return getattr(model, 'student', model)
 
 
-def loss_scale(model: nn.Module, batches: Iterable[dict]
-               ) -> Dict[str, List[Tuple[float, float]]]:
+def _groups(student: nn.Module) -> Dict[str, List[nn.Parameter]]:
+    """The student's trainable parameters by top-level module (``backbone``,
+    ``neck``, ``bbox_head``, ...), in registration order."""
+    groups: Dict[str, List[nn.Parameter]] = {}
+    for name, p in student.named_parameters():
+        if p.requires_grad:
+            groups.setdefault(name.split('.', 1)[0], []).append(p)
+    return groups
+
+
+def loss_scale(model: nn.Module, batches: Iterable[dict]) -> Dict[str, List[Dict[str, float]]]:
     """Value and student gradient norm of every loss entry, per batch.
 
     Args:
@@ -49,13 +60,17 @@ def loss_scale(model: nn.Module, batches: Iterable[dict]
             and ``data_samples`` (the data preprocessor's output).
 
     Returns:
-        dict: entry name -> one ``(value, gradient norm)`` per batch, in the
-        order of the loss dict, with ``'total'`` (the sum of the entries) last.
+        dict: entry name -> one dict per batch with ``value``, ``grad`` (the
+        gradient norm over all the student's trainable parameters) and the
+        norm within each top-level student module (``backbone``, ``neck``,
+        ...), in the order of the loss dict, with ``'total'`` (the sum of
+        the entries) last.
     """
-    params = [p for p in student_of(model).parameters() if p.requires_grad]
-    if not params:
+    groups = _groups(student_of(model))
+    if not groups:
         raise ValueError('the student has no trainable parameters')
-    out: Dict[str, List[Tuple[float, float]]] = {}
+    params = [p for ps in groups.values() for p in ps]
+    out: Dict[str, List[Dict[str, float]]] = {}
     n = 0
     for batch in batches:
         losses = model.loss(batch['inputs'], batch['data_samples'])
@@ -64,23 +79,32 @@ def loss_scale(model: nn.Module, batches: Iterable[dict]
             raise ValueError(f'the model returned no loss entries (keys {sorted(losses)})')
         entries['total'] = sum(entries.values())
         for name, value in entries.items():
-            grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
-            squares = [(g.detach() ** 2).sum() for g in grads if g is not None]
-            norm = torch.stack(squares).sum().sqrt() if squares else value.new_zeros(())
-            out.setdefault(name, []).append((float(value.detach()), float(norm)))
+            grads = iter(torch.autograd.grad(value, params, retain_graph=True,
+                                             allow_unused=True))
+            row = {'value': float(value.detach())}
+            squares = {}
+            for group, ps in groups.items():
+                squares[group] = sum(float((g.detach() ** 2).sum())
+                                     for g in (next(grads) for _ in ps) if g is not None)
+            row['grad'] = math.sqrt(sum(squares.values()))
+            row.update({group: math.sqrt(sq) for group, sq in squares.items()})
+            out.setdefault(name, []).append(row)
         n += 1
     if n == 0:
         raise ValueError('no batches: the training dataloader is empty')
     return out
 
 
-def table(stats: Dict[str, List[Tuple[float, float]]]) -> str:
+def table(stats: Dict[str, List[Dict[str, float]]]) -> str:
     """Markdown table of the medians over the batches."""
-    lines = ['| entry | value | gradient norm on the student |', '|---|---|---|']
+    columns = list(next(iter(stats.values()))[0])
+    groups = columns[2:]
+    lines = ['| entry | value | gradient norm on the student | '
+             + ' | '.join(f'in {g}' for g in groups) + ' |',
+             '|---' * (len(columns) + 1) + '|']
     for name, rows in stats.items():
-        value = statistics.median(v for v, _ in rows)
-        norm = statistics.median(g for _, g in rows)
-        lines.append(f'| {name} | {value:.4g} | {norm:.4g} |')
+        medians = [statistics.median(r[c] for r in rows) for c in columns]
+        lines.append(f'| {name} | ' + ' | '.join(f'{m:.4g}' for m in medians) + ' |')
     return '\n'.join(lines)
 
 

@@ -22,13 +22,17 @@ def test_gradient_norm_follows_the_loss_weight(load_tool):
         runs.append(tool.loss_scale(model, [make_batch(model)]))
     one, ten = runs
     assert list(one) == ['loss_cls', 'loss_bbox', 'loss_fgd', 'total']
-    (v1, g1), = one['loss_fgd']
-    (v10, g10), = ten['loss_fgd']
-    assert g1 > 0
-    assert v10 == pytest.approx(10 * v1, rel=1e-5)
-    assert g10 == pytest.approx(10 * g1, rel=1e-4)
+    (fgd1,), (fgd10,) = one['loss_fgd'], ten['loss_fgd']
+    assert fgd1['grad'] > 0
+    assert fgd10['value'] == pytest.approx(10 * fgd1['value'], rel=1e-5)
+    assert fgd10['grad'] == pytest.approx(10 * fgd1['grad'], rel=1e-4)
     for name in ('loss_cls', 'loss_bbox'):
-        assert ten[name][0] == pytest.approx(one[name][0], rel=1e-5)
+        assert ten[name][0]['value'] == pytest.approx(one[name][0]['value'], rel=1e-5)
+    # A neck loss pulls on the neck and the backbone, never on the head; the
+    # module norms make up the overall one.
+    assert fgd1['bbox_head'] == 0 and fgd1['neck'] > 0 and fgd1['backbone'] > 0
+    assert sum(fgd1[m] ** 2 for m in ('backbone', 'neck', 'bbox_head')) == \
+        pytest.approx(fgd1['grad'] ** 2, rel=1e-5)
 
 
 def test_total_is_what_clip_grad_sees(load_tool):
@@ -38,13 +42,13 @@ def test_total_is_what_clip_grad_sees(load_tool):
     tool = load_tool('loss_scale')
     model = _distiller(1.0)
     batch = make_batch(model)
-    (total, norm), = tool.loss_scale(model, [batch])['total']
+    (row,) = tool.loss_scale(model, [batch])['total']
     model.zero_grad()
     losses = model.loss(batch['inputs'], batch['data_samples'])
     loss = sum(sum(v) if isinstance(v, list) else v for v in losses.values())
     loss.backward()
-    assert total == pytest.approx(loss.item(), rel=1e-5)
-    assert norm == pytest.approx(float(torch.nn.utils.clip_grad_norm_(
+    assert row['value'] == pytest.approx(loss.item(), rel=1e-5)
+    assert row['grad'] == pytest.approx(float(torch.nn.utils.clip_grad_norm_(
         model.student.parameters(), float('inf'))), rel=1e-4)
     assert all(p.grad is None for p in model.teacher.parameters())
 
@@ -72,8 +76,11 @@ def test_main_prints_the_table(load_tool, digits_root, tmp_path, fast_runner, ca
     out = capsys.readouterr().out
     assert '2 training batches' in out
     rows = {line.split('|')[1].strip(): line for line in out.splitlines()
-            if line.startswith('| loss') or line.startswith('| total')}
-    assert set(rows) == {'loss_cls', 'loss_bbox', 'loss_fgd', 'total'}
+            if line.startswith('| ')}
+    assert set(rows) == {'entry', 'loss_cls', 'loss_bbox', 'loss_fgd', 'total'}
+    assert rows['entry'].count('|') == 7  # entry, value, overall, 3 modules
+    assert 'in bbox_head' in rows['entry']
+    assert rows['loss_fgd'].split('|')[-2].strip() == '0'  # a neck loss: no head gradient
 
 
 def test_main_refuses_bad_arguments(load_tool, digits_root, tmp_path, fast_runner, capsys):
