@@ -1,7 +1,8 @@
 """How hard each loss entry pulls on the student: value and gradient norm.
 
     python tools/loss_scale.py CONFIG [--teacher-ckpt TEACHER.pth] \\
-        [--batches 2] [--seed 0] [--cfg-options KEY=VALUE ...]
+        [--checkpoint work_dirs/x/iter_N.pth] [--batches 2] [--seed 0] \\
+        [--cfg-options KEY=VALUE ...]
 
 Builds the config's model (any distiller, or a plain detector), takes
 ``--batches`` training batches, and prints for every loss entry the median
@@ -17,7 +18,9 @@ and a ``total`` row for the sum of all entries, the gradient that the
 optimizer wrapper's ``clip_grad`` sees. Use it before training to choose loss
 weights: an entry whose gradient is tens of times the detection losses'
 decides the early updates alone (docs/cross_view.md, "Loss scale on the
-demo"). The student is at its initialisation, in training mode.
+demo"). The student is at its initialisation, in training mode, or, with
+``--checkpoint``, at a checkpoint of a training run of the same config: how
+the balance has moved since.
 """
 import argparse
 import math
@@ -113,6 +116,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='a distillation (or detector) config')
     parser.add_argument('--teacher-ckpt', help="overrides the config's teacher_ckpt")
+    parser.add_argument('--checkpoint', help='a training checkpoint of this config to start '
+                        'from (default: the student at initialisation)')
     parser.add_argument('--batches', type=int, default=2)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -136,15 +141,29 @@ def main(argv=None):
         if not osp.isfile(args.teacher_ckpt):
             parser.error(f'--teacher-ckpt {args.teacher_ckpt}: no such file')
         cfg.model.teacher_ckpt = args.teacher_ckpt
+    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
+        parser.error(f'--checkpoint {args.checkpoint}: no such file')
     cfg.log_level = 'WARNING'
     cfg.train_dataloader.num_workers = 0
     cfg.train_dataloader.persistent_workers = False
     cfg.randomness = dict(seed=args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         cfg.work_dir = tmp
+        # Unique per call: mmengine keeps one visualizer per experiment name,
+        # and a second call within the same second would reuse the first's
+        # (whose temporary directory is gone).
+        cfg.experiment_name = 'loss_scale_' + osp.basename(tmp)
         runner = Runner.from_cfg(cfg)
         model = runner.model
         model.init_weights()  # what Runner.train() does first (e.g. RetinaNet's prior bias)
+        if args.checkpoint is not None:
+            from mmengine.runner import load_checkpoint
+            try:  # strict: a checkpoint of another model fails, naming the keys
+                load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True,
+                                logger='current')
+            except RuntimeError as e:
+                parser.error(f'--checkpoint {args.checkpoint} does not match '
+                             f'{args.config}: {e}')
         model.train()
         loader = iter(runner.build_dataloader(cfg.train_dataloader, seed=args.seed))
 
@@ -156,8 +175,9 @@ def main(argv=None):
                     return
                 yield model.data_preprocessor(data, True)
         stats = loss_scale(model, batches())
-    print(f'{args.config}: {len(stats["total"])} training batches, seed {args.seed}, '
-          'the student at initialisation\n')
+    state = (f'the student of {args.checkpoint}' if args.checkpoint
+             else 'the student at initialisation')
+    print(f'{args.config}: {len(stats["total"])} training batches, seed {args.seed}, {state}\n')
     print(table(stats))
 
 

@@ -109,6 +109,7 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         cfg.work_dir = tmp
+        cfg.experiment_name = 'uet_regions_' + osp.basename(tmp)  # see tools/loss_scale.py
         runner = Runner.from_cfg(cfg)
         model = runner.model.eval()
         spec = model.specs[args.loss]

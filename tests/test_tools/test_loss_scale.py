@@ -101,3 +101,36 @@ def test_main_refuses_bad_arguments(load_tool, digits_root, tmp_path, fast_runne
     with pytest.raises(SystemExit):
         tool.main([str(distill), '--teacher-ckpt', str(tmp_path / 'teacher.pth')])
     assert 'teacher.pth: no such file' in capsys.readouterr().err
+
+
+def _fgd_row(out):
+    (line,) = [ln for ln in out.splitlines() if ln.startswith('| loss_fgd ')]
+    return line
+
+
+def test_main_starts_from_a_training_checkpoint(load_tool, digits_root, tmp_path, fast_runner,
+                                                capsys):
+    """--checkpoint measures the trained student (the FGD loss has moved);
+    a checkpoint of another model is refused, naming the mismatch."""
+    from mmengine.runner import Runner
+    tool = load_tool('loss_scale')
+    cfg = runner_cfg(digits_root, str(tmp_path / 'run'), distiller_cfg(), max_iters=2)
+    config = tmp_path / 'fgd.py'
+    cfg.dump(str(config))
+    Runner.from_cfg(cfg).train()
+    ckpt = str(tmp_path / 'run' / 'iter_2.pth')
+    tool.main([str(config), '--batches', '1'])
+    fresh = capsys.readouterr().out
+    tool.main([str(config), '--batches', '1', '--checkpoint', ckpt])
+    trained = capsys.readouterr().out
+    assert f'the student of {ckpt}' in trained
+    assert _fgd_row(trained) != _fgd_row(fresh)
+
+    student = tmp_path / 'student.py'
+    runner_cfg(digits_root, str(tmp_path), tiny_retinanet()).dump(str(student))
+    with pytest.raises(SystemExit):
+        tool.main([str(student), '--checkpoint', ckpt])
+    assert 'does not match' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main([str(config), '--checkpoint', str(tmp_path / 'missing.pth')])
+    assert 'missing.pth: no such file' in capsys.readouterr().err
