@@ -26,7 +26,6 @@ import argparse
 import math
 import os.path as osp
 import statistics
-import tempfile
 from typing import Dict, Iterable, List
 
 import torch
@@ -131,7 +130,8 @@ def main(argv=None):
     import mmkd_plugins  # noqa: F401
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
-    from mmengine.runner import Runner
+
+    from mmkd_plugins.runner_utils import scratch_runner
     register_all_modules()
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
@@ -143,17 +143,10 @@ def main(argv=None):
         cfg.model.teacher_ckpt = args.teacher_ckpt
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
         parser.error(f'--checkpoint {args.checkpoint}: no such file')
-    cfg.log_level = 'WARNING'
     cfg.train_dataloader.num_workers = 0
     cfg.train_dataloader.persistent_workers = False
     cfg.randomness = dict(seed=args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg.work_dir = tmp
-        # Unique per call: mmengine keeps one visualizer per experiment name,
-        # and a second call within the same second would reuse the first's
-        # (whose temporary directory is gone).
-        cfg.experiment_name = 'loss_scale_' + osp.basename(tmp)
-        runner = Runner.from_cfg(cfg)
+    with scratch_runner(cfg, 'loss_scale') as runner:
         model = runner.model
         model.init_weights()  # what Runner.train() does first (e.g. RetinaNet's prior bias)
         if args.checkpoint is not None:

@@ -20,7 +20,6 @@ background: what FGD's foreground term is for. See docs/uet.md.
 import argparse
 import os.path as osp
 import sys
-import tempfile
 from typing import Dict, List, Sequence
 
 import torch
@@ -95,7 +94,8 @@ def main(argv=None):
     import mmkd_plugins  # noqa: F401
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
-    from mmengine.runner import Runner
+
+    from mmkd_plugins.runner_utils import scratch_runner
     register_all_modules()
     cfg = Config.fromfile(args.config)
     entry = cfg.model.get('distill_losses', {}).get(args.loss)
@@ -105,12 +105,8 @@ def main(argv=None):
         parser.error(f'--teacher-ckpt {args.teacher_ckpt}: no such file')
     strength = float(entry.loss.get('strength', 1.0))
     cfg.model.teacher_ckpt = args.teacher_ckpt
-    cfg.log_level = 'WARNING'
     torch.manual_seed(args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg.work_dir = tmp
-        cfg.experiment_name = 'uet_regions_' + osp.basename(tmp)  # see tools/loss_scale.py
-        runner = Runner.from_cfg(cfg)
+    with scratch_runner(cfg, 'uet_regions') as runner:
         model = runner.model.eval()
         spec = model.specs[args.loss]
         if spec['teacher'] != 'neck':
