@@ -1,17 +1,26 @@
-"""Run training jobs and collect their metrics: the engine of ``make demo``
-and of ``tools/benchmark_accuracy.py``.
+"""What the scripts in ``tools/`` share, kept in the package so that it is
+importable and tested:
 
-Each job runs ``tools/train.py`` in a fresh process (as a user would), and
-its final validation metrics are read from mmengine's
-``<work_dir>/<timestamp>/vis_data/scalars.json``.
+* running training and test jobs and reading their metrics (the engine of
+  ``make demo`` and of the accuracy benchmark). Each job runs
+  ``tools/train.py`` in a fresh process, as a user would, and its final
+  validation metrics are read from mmengine's
+  ``<work_dir>/<timestamp>/vis_data/scalars.json``;
+* a Runner in a temporary work dir, for the analysis tools
+  (:func:`scratch_runner`);
+* MMDetection's own scripts inside the installed package
+  (:func:`mmdet_tool_path`, :func:`run_mmdet_tool`).
 """
 import glob
 import json
 import os
 import os.path as osp
+import runpy
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -131,3 +140,47 @@ def count_parameters(config: str) -> int:
     if is_distiller_type(model_cfg.get('type')):
         model_cfg = build_detector_cfg(model_cfg.student, 'model.student')
     return sum(p.numel() for p in MODELS.build(model_cfg).parameters())
+
+@contextmanager
+def scratch_runner(cfg, name: str):
+    """A Runner built from ``cfg`` whose work directory is a temporary one,
+    removed on exit; for tools that read a model and its data without
+    training.
+
+    Each call gets its own experiment name: mmengine keeps one visualizer per
+    name, and a second Runner in the same second would otherwise reuse the
+    first one's, whose directory is gone.
+
+    Args:
+        cfg (Config): the config; ``work_dir``, ``experiment_name`` and
+            ``log_level`` are set here.
+        name (str): the tool's name, the prefix of the experiment name.
+    """
+    from mmengine.runner import Runner
+    cfg.log_level = 'WARNING'
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.work_dir = tmp
+        cfg.experiment_name = f'{name}_{osp.basename(tmp)}'
+        yield Runner.from_cfg(cfg)
+
+
+def mmdet_tool_path(name: str) -> str:
+    """Path of one of MMDetection's own scripts shipped inside the package
+    (``mmdet/.mim/tools/<name>``), e.g. ``'train.py'``."""
+    import mmdet
+    path = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', name)
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'MMDetection script {path} not found: mmdet was installed without '
+            'its tools (an editable source install keeps them in <repo>/tools)')
+    return path
+
+
+def run_mmdet_tool(name: str, argv=None) -> None:
+    """Run MMDetection's ``tools/<name>`` as ``__main__`` with ``argv``, after
+    importing mmkd_plugins so that its registries are filled even for a
+    config without ``custom_imports``."""
+    import mmkd_plugins  # noqa: F401
+    path = mmdet_tool_path(name)
+    sys.argv = [path] + list(sys.argv[1:] if argv is None else argv)
+    runpy.run_path(path, run_name='__main__')

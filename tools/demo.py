@@ -67,7 +67,7 @@ def main():
     from mmkd_plugins.export import export_student
     exported = export_student(FGD, ex.last_checkpoint(osp.join(wd, 'fgd')),
                               osp.join(wd, 'export'), publish=True)
-    from mmkd_plugins.tools_utils import mmdet_tool_path
+    from mmkd_plugins.experiment import mmdet_tool_path
     plain_map = ex.evaluate(exported['config'], exported['checkpoint'],
                             osp.join(wd, 'export_test'),
                             script=mmdet_tool_path('test.py'))['coco/bbox_mAP']

@@ -131,7 +131,7 @@ def main(argv=None):
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
 
-    from mmkd_plugins.runner_utils import scratch_runner
+    from mmkd_plugins.experiment import scratch_runner
     register_all_modules()
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)

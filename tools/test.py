@@ -4,7 +4,7 @@ Takes exactly MMDetection's ``tools/test.py`` arguments::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR]
 """
-from mmkd_plugins.tools_utils import run_mmdet_tool
+from mmkd_plugins.experiment import run_mmdet_tool
 
 if __name__ == '__main__':
     run_mmdet_tool('test.py')

@@ -6,7 +6,7 @@ after importing mmkd_plugins), e.g.::
     python tools/train.py configs/fgd/fgd_retinanet-tiny_retinanet-r18_1x_digits.py --amp
     python tools/train.py CONFIG --resume
 """
-from mmkd_plugins.tools_utils import run_mmdet_tool
+from mmkd_plugins.experiment import run_mmdet_tool
 
 if __name__ == '__main__':
     run_mmdet_tool('train.py')

@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import distiller_cfg, runner_cfg
 
-from mmkd_plugins.tools_utils import mmdet_tool_path
+from mmkd_plugins.experiment import mmdet_tool_path
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
