@@ -94,7 +94,7 @@ def make_batch(model, batch_size=2, size=(64, 64), num_items=None, training=True
 @pytest.fixture(scope='session')
 def digits_root(tmp_path_factory):
     """A 16/8-image, 64x64 version of the demo data, generated once."""
-    from mmkd_plugins.datasets import generate_digits_detection
+    from mmkd_plugins.synthetic.digits import generate_digits_detection
     root = str(tmp_path_factory.mktemp('digits'))
     generate_digits_detection(root, splits=(('train', 16), ('val', 8)), image_size=64,
                               digits_per_image=(1, 2), scale_range=(14, 28), seed=0)
@@ -104,7 +104,7 @@ def digits_root(tmp_path_factory):
 def runner_cfg(data_root: str, work_dir: str, model: dict, max_iters: int = 4,
                checkpoint_interval: int = 2, val: bool = False, **extra) -> Config:
     """A complete training config on the tiny digits data."""
-    from mmkd_plugins.datasets import dataset_meta
+    from mmkd_plugins.synthetic.digits import dataset_meta
     # Resize is an identity on the 64x64 images, but predict() needs the
     # scale_factor it records to rescale boxes.
     pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),

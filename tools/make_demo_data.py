@@ -1,21 +1,23 @@
 #!/usr/bin/env python
-"""Generate the demo digits detection dataset (COCO json + PNGs).
+"""Generate a synthetic detection dataset (COCO json + PNGs).
 
+    # the demo digits (make demo, quick tests)
     python tools/make_demo_data.py --out data/digits --train 800 --val 200 \
-        --size 128 --seed 0 [--shifted] \
+        --size 128 --seed 0 \
         [--style-probs photo=0.05,plain=0.35,gradient=0.3,texture=0.3] \
         [--style-probs val:plain=0.25,gradient=0.25,texture=0.25,photo=0.25]
+    # the benchmark's glyph scenes (make accuracy)
+    python tools/make_demo_data.py --dataset glyphs --out data/glyphs
 
 ``--style-probs`` applies to every split, or to one split with a ``split:``
 prefix (repeat the option for several). The settings are stored in
 ``OUT/settings.json``: if OUT already holds a dataset generated with the same
 settings, the script says so and exits at once; if it holds anything else it
 refuses unless ``--overwrite`` is given (which then removes only the previous
-generator's own files). See ``mmkd_plugins/datasets/demo_digits.py`` for what
-is generated.
+generator's own files). See ``mmkd_plugins/synthetic/digits.py`` and
+``glyphs.py`` for what is generated.
 """
 import argparse
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -23,24 +25,23 @@ import re
 import sys
 import time
 
-_HERE = osp.dirname(osp.abspath(__file__))
-_MODULE = osp.join(_HERE, '..', 'mmkd_plugins', 'datasets', 'demo_digits.py')
+# name -> (module, generate function, defaults of the options that differ)
+DATASETS = {
+    'digits': ('digits', 'generate_digits_detection',
+               dict(out='data/digits', train=800, val=200, objects_per_image=(1, 4),
+                    scale_range=(16, 48))),
+    'glyphs': ('glyphs', 'generate_glyphs_detection',
+               dict(out='data/glyphs', train=3000, val=1000, objects_per_image=(2, 6),
+                    scale_range=(12, 64))),
+}
 
 
-def _load_generator():
-    """The generator module, without importing the whole plugin package.
+SETTINGS_FILE = 'settings.json'  # mmkd_plugins.synthetic.common.SETTINGS_FILE
 
-    ``import mmkd_plugins`` pulls in torch and mmdet (seconds); the generator
-    only needs numpy, Pillow and scikit-learn, so load its file directly when
-    it is there (a source checkout) and fall back to the installed package.
-    """
-    if osp.isfile(_MODULE):
-        spec = importlib.util.spec_from_file_location('_mmkd_demo_digits', _MODULE)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    from mmkd_plugins.datasets import demo_digits
-    return demo_digits
+
+def _load_generator(dataset):
+    import importlib
+    return importlib.import_module(f'mmkd_plugins.synthetic.{DATASETS[dataset][0]}')
 
 
 def _non_negative_int(text):
@@ -87,31 +88,36 @@ def _parse_probs(text):
 
 def build_parser():
     p = argparse.ArgumentParser(
-        description='Generate the deterministic handwritten-digits detection dataset '
-                    '(COCO format) used by the demos, tests and benchmarks.')
-    p.add_argument('--out', default='data/digits', help='output folder (default: data/digits)')
-    p.add_argument('--train', type=_non_negative_int, default=800,
-                   help='training images (0: no train split; default 800)')
-    p.add_argument('--val', type=_non_negative_int, default=200,
-                   help='validation images (0: no val split; default 200)')
+        description='Generate a deterministic synthetic detection dataset (COCO format): '
+                    'the demo digits or the benchmark glyphs.')
+    p.add_argument('--dataset', choices=sorted(DATASETS), default='digits',
+                   help='digits: handwritten digits, the demo data (default); glyphs: '
+                        'the accuracy benchmark\'s 20-class glyph scenes')
+    p.add_argument('--out', default=None,
+                   help='output folder (default: data/digits or data/glyphs)')
+    p.add_argument('--train', type=_non_negative_int, default=None,
+                   help='training images (0: no train split; default 800 digits, 3000 glyphs)')
+    p.add_argument('--val', type=_non_negative_int, default=None,
+                   help='validation images (0: no val split; default 200 digits, 1000 glyphs)')
     p.add_argument('--test', type=_non_negative_int, default=0,
                    help='test images (default 0: no test split)')
     p.add_argument('--size', type=_positive_int, default=128, help='image side (default 128)')
     p.add_argument('--seed', type=_non_negative_int, default=0, help='random seed (default 0)')
     p.add_argument('--pool-seed', type=_non_negative_int, default=None,
                    help='seed of the train/val digit pools (default: --seed)')
-    p.add_argument('--digits-per-image', type=_non_negative_int, nargs=2, default=(1, 4),
-                   metavar=('MIN', 'MAX'), help='digits per image (default 1 4)')
-    p.add_argument('--scale-range', type=_positive_int, nargs=2, default=(16, 48),
-                   metavar=('MIN', 'MAX'), help='digit size in pixels (default 16 48)')
+    p.add_argument('--objects-per-image', '--digits-per-image', type=_non_negative_int,
+                   nargs=2, default=None, metavar=('MIN', 'MAX'),
+                   help='objects per image (default 1 4 digits, 2 6 glyphs)')
+    p.add_argument('--scale-range', type=_positive_int, nargs=2, default=None,
+                   metavar=('MIN', 'MAX'),
+                   help='object size in pixels: digits, the side of the square a digit is '
+                        'scaled into (default 16 48); glyphs, the glyph height (default 12 64)')
     p.add_argument('--styles', default=None,
                    help='comma-separated background styles (default: all of '
                         'plain,gradient,texture,photo)')
     p.add_argument('--style-probs', action='append', default=[], metavar='[SPLIT:]S=P,...',
                    help='style probabilities, e.g. photo=0.05,plain=0.35,gradient=0.3,'
                         'texture=0.3; prefix with "train:" etc. for one split; repeatable')
-    p.add_argument('--shifted', action='store_true',
-                   help='generate the distribution-shifted ("webly") variant')
     p.add_argument('--overwrite', action='store_true',
                    help='replace an existing dataset generated with other settings')
     p.add_argument('--quiet', action='store_true', help='print less')
@@ -136,7 +142,7 @@ def _remove_previous(out, prev, gen):
     ann_dir = osp.join(out, 'annotations')
     if osp.isdir(ann_dir) and not os.listdir(ann_dir):
         os.rmdir(ann_dir)
-    settings = osp.join(out, gen.SETTINGS_FILE)
+    settings = osp.join(out, SETTINGS_FILE)
     if osp.isfile(settings):
         os.remove(settings)
 
@@ -144,7 +150,10 @@ def _remove_previous(out, prev, gen):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    gen = _load_generator()
+    for name, value in DATASETS[args.dataset][2].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    gen = _load_generator(args.dataset)
 
     splits = [(name, n) for name, n in (('train', args.train), ('val', args.val),
                                         ('test', args.test)) if n > 0]
@@ -172,11 +181,16 @@ def main(argv=None):
                         raise ValueError(f'--style-probs for split {split!r} given twice')
                     per[split] = probs
             style_probs = {s: per.get(s, common) for s in split_names} if per else common
-        kwargs = dict(splits=splits, image_size=args.size,
-                      digits_per_image=tuple(args.digits_per_image),
-                      scale_range=tuple(args.scale_range), styles=styles,
-                      style_probs=style_probs, seed=args.seed, shifted=args.shifted,
-                      pool_seed=args.pool_seed)
+        kwargs = dict(splits=splits, image_size=args.size, styles=styles,
+                      style_probs=style_probs, seed=args.seed)
+        if args.dataset == 'digits':
+            kwargs.update(digits_per_image=tuple(args.objects_per_image),
+                          scale_range=tuple(args.scale_range), pool_seed=args.pool_seed)
+        else:
+            if args.pool_seed is not None:
+                raise ValueError('--pool-seed applies to --dataset digits only')
+            kwargs.update(objects_per_image=tuple(args.objects_per_image),
+                          height_range=tuple(args.scale_range))
         settings = gen.resolve_settings(**kwargs)
     except ValueError as e:
         parser.error(str(e))
@@ -189,15 +203,17 @@ def main(argv=None):
         prev = gen.read_settings(out) if osp.isdir(out) else None
     except (OSError, ValueError) as e:
         if not args.overwrite:
-            parser.exit(1, f'error: cannot read {osp.join(out, gen.SETTINGS_FILE)} ({e}); '
+            parser.exit(1, f'error: cannot read {osp.join(out, SETTINGS_FILE)} ({e}); '
                            'pass --overwrite to regenerate\n')
     # compare after a json round trip, as stored
     settings = json.loads(json.dumps(settings))
     same = prev is not None and prev.get('settings') == settings and \
-        prev.get('generator_version') == gen.GENERATOR_VERSION
+        prev.get('generator_version') == gen.GENERATOR_VERSION and \
+        prev.get('generator') == gen.__name__
     if same and prev.get('complete') and all(
             osp.isfile(osp.join(out, 'annotations', f'{s}.json')) for s in split_names):
-        print(f'{out} already holds the digits dataset with identical settings; nothing to do.')
+        print(f'{out} already holds the {args.dataset} dataset with identical settings; '
+              'nothing to do.')
         return 0
     if prev is not None and not same:
         if not args.overwrite:
@@ -205,19 +221,19 @@ def main(argv=None):
                           if (prev.get('settings') or {}).get(k) != settings.get(k))
             if prev.get('generator_version') != gen.GENERATOR_VERSION:
                 diff.append('generator_version')
-            parser.exit(1, f'error: {out} holds a digits dataset generated with different '
+            parser.exit(1, f'error: {out} holds a dataset generated with different '
                            f'settings (differs in: {", ".join(diff)}); refusing to overwrite '
                            'it. Pass --overwrite to replace it, or choose another --out.\n')
         if not args.quiet:
             print(f'--overwrite: removing the previous dataset in {out}')
         _remove_previous(out, prev, gen)
     elif prev is None and osp.isdir(out) and os.listdir(out) and not args.overwrite:
-        parser.exit(1, f'error: {out} is not empty and holds no {gen.SETTINGS_FILE}; refusing '
+        parser.exit(1, f'error: {out} is not empty and holds no {SETTINGS_FILE}; refusing '
                        'to write into it. Pass --overwrite to write the dataset there anyway '
                        '(other files are kept), or choose another --out.\n')
 
     t0 = time.perf_counter()
-    paths = gen.generate_digits_detection(out, **kwargs)
+    paths = getattr(gen, DATASETS[args.dataset][1])(out, **kwargs)
     dt = time.perf_counter() - t0
     if not args.quiet:
         total = sum(n for _, n in splits)

@@ -6,7 +6,7 @@ import os.path as osp
 import pytest
 
 from mmdet.registry import DATASETS
-from mmkd_plugins.datasets import dataset_meta, read_image_groups
+from mmkd_plugins.synthetic.digits import dataset_meta, read_image_groups
 
 META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'group')
 PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),

@@ -13,10 +13,10 @@ from PIL import Image
 
 pytest.importorskip('sklearn')
 
-from mmkd_plugins.datasets import (CLASSES, STYLES, dataset_meta,  # noqa: E402
-                                   generate_digits_detection, read_image_groups,
-                                   read_settings, resolve_settings)
-from mmkd_plugins.datasets import demo_digits  # noqa: E402
+from mmkd_plugins.synthetic import digits as demo_digits  # noqa: E402
+from mmkd_plugins.synthetic.digits import (CLASSES, STYLES, dataset_meta,  # noqa: E402
+                                           generate_digits_detection, read_image_groups,
+                                           read_settings, resolve_settings)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'make_demo_data.py')
@@ -59,12 +59,11 @@ def test_dataset_meta():
     assert all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in meta['palette'])
 
 
-@pytest.mark.parametrize('shifted', [False, True])
-def test_deterministic(tmp_path, shifted):
+def test_deterministic(tmp_path):
     a, b, c = (str(tmp_path / n) for n in 'abc')
-    generate_digits_detection(a, seed=5, shifted=shifted, **TINY)
-    generate_digits_detection(b, seed=5, shifted=shifted, **TINY)
-    generate_digits_detection(c, seed=6, shifted=shifted, **TINY)
+    generate_digits_detection(a, seed=5, **TINY)
+    generate_digits_detection(b, seed=5, **TINY)
+    generate_digits_detection(c, seed=6, **TINY)
     ta, tb, tc = _tree(a), _tree(b), _tree(c)
     assert len(ta) == 12 + 6 + 2 + 1  # pngs, two jsons, settings.json
     assert ta == tb
@@ -195,22 +194,6 @@ def test_style_probs_respected(tmp_path):
     assert min(flat['plain']) > 0.5 and max(flat['photo']) < 0.2
 
 
-def test_shifted_variant(tmp_path, tiny):
-    _, normal = tiny
-    paths = generate_digits_detection(str(tmp_path), seed=3, shifted=True, **TINY)
-    coco = _load(paths['train'])
-    styles = {img['style'] for img in coco['images']}
-    assert all(s.startswith('shifted_') and s[len('shifted_'):] in STYLES for s in styles)
-    assert all(img['group'] == img['style'] for img in coco['images'])
-    assert not styles & {img['style'] for img in _load(normal['train'])['images']}
-    assert {a['render'] for a in coco['annotations']} <= {'solid', 'outline', 'inverted'}
-    settings = read_settings(str(tmp_path))['settings']
-    assert settings['shifted'] and settings['effective_scale_range'] != settings['scale_range']
-    # same pools as the normal set: the shifted train split never uses val digits
-    val_digits = {a['source_index'] for a in _load(normal['val'])['annotations']}
-    assert not val_digits & {a['source_index'] for a in coco['annotations']}
-
-
 def test_group_map(tmp_path):
     paths = generate_digits_detection(str(tmp_path), splits=(('train', 8),), image_size=32,
                                       scale_range=(8, 16), group_map=dict(photo='real'))
@@ -301,15 +284,15 @@ def test_cli_bad_arguments(tmp_path, capsys, argv, message):
 def test_cli_script_per_split_probs(tmp_path):
     out = str(tmp_path / 'd')
     cmd = [sys.executable, TOOL, '--out', out, '--train', '20', '--val', '4', '--size', '32',
-           '--scale-range', '8', '16', '--shifted',
+           '--scale-range', '8', '16',
            '--style-probs', 'plain=0.5,photo=0.5', '--style-probs', 'val:texture=1']
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert 'wrote 24 images' in res.stdout
     train = Counter(read_image_groups(osp.join(out, 'annotations', 'train.json')).values())
     val = Counter(read_image_groups(osp.join(out, 'annotations', 'val.json')).values())
-    assert train == {'shifted_plain': 10, 'shifted_photo': 10}
-    assert val == {'shifted_texture': 4}
+    assert train == {'plain': 10, 'photo': 10}
+    assert val == {'texture': 4}
 
 
 def test_loads_with_mmdet_coco_dataset(tiny):
