@@ -54,16 +54,21 @@ def last_checkpoint(work_dir: str) -> Optional[str]:
     return path if osp.isfile(path) else None
 
 
-def _run_tool(script: str, args: Sequence[str], work_dir: str, log_name: str) -> None:
+def _run_tool(script: str, args: Sequence[str], work_dir: str, log_name: str,
+              threads: Optional[int] = None) -> None:
     """Run ``script`` (a name in ``tools/`` or a path) in a child process, its
-    output to ``work_dir/log_name``; on failure the log's tail is raised in
-    the error, so that nothing is lost."""
+    output to ``work_dir/log_name``, with ``threads`` CPU threads if given;
+    on failure the log's tail is raised in the error, so that nothing is
+    lost."""
     os.makedirs(work_dir, exist_ok=True)
     tool = script if osp.isabs(script) else osp.join(REPO, 'tools', script)
     cmd = [sys.executable, tool, *args]
     log_path = osp.join(work_dir, log_name)
+    env = None
+    if threads is not None:
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(log_path, 'w') as log:
-        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     if code != 0:
         with open(log_path) as f:
             tail = ''.join(f.readlines()[-30:])
@@ -71,17 +76,19 @@ def _run_tool(script: str, args: Sequence[str], work_dir: str, log_name: str) ->
 
 
 def train(config: str, work_dir: str, cfg_options: Sequence[str] = (),
-          extra_args: Sequence[str] = (), log_name: str = 'train.log') -> Dict[str, float]:
+          extra_args: Sequence[str] = (), log_name: str = 'train.log',
+          threads: Optional[int] = None) -> Dict[str, float]:
     """Train ``config`` into ``work_dir`` and return its final metrics.
 
     The child's output goes to ``work_dir/<log_name>``; on failure its tail is
-    raised in the error so that nothing is lost.
+    raised in the error so that nothing is lost. ``threads`` sets the
+    child's CPU threads (``OMP_NUM_THREADS``).
     """
     args = [config, '--work-dir', work_dir, *extra_args]
     if cfg_options:
         args += ['--cfg-options', *cfg_options]
     start = time.time()
-    _run_tool('train.py', args, work_dir, log_name)
+    _run_tool('train.py', args, work_dir, log_name, threads)
     metrics = final_metrics(work_dir)
     metrics['train_seconds'] = round(time.time() - start, 1)
     return metrics

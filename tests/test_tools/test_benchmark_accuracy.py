@@ -1,51 +1,49 @@
-"""tools/benchmark_accuracy.py --table-only: tables from stored runs, no training."""
+"""tools/benchmark_accuracy.py: arguments, and --table-only writing the
+table, the picture and docs/accuracy.json from stored runs."""
 import json
 
 import pytest
 
 
-def _metrics(m, groups=None):
-    out = {'coco/bbox_mAP': m, 'coco/bbox_mAP_50': m + 0.1, 'options': []}
-    if groups:
-        names = sorted(groups)
-        out.update({f'group/{g}/bbox_mAP': v for g, v in groups.items()})
-        out.update({'group/worst_bbox_mAP': min(groups.values()),
-                    'group/mean_bbox_mAP': sum(groups.values()) / len(groups),
-                    'group/worst_group': float(names.index(min(groups, key=groups.get)))})
-    return out
+def _run(m):
+    return {'coco/bbox_mAP': m, 'config': 'x.py', 'options': [], 'inputs': {}}
 
 
-def test_table_only_writes_every_stored_row(load_tool, tmp_path, monkeypatch):
+def test_table_only_writes_table_json_and_picture(load_tool, tmp_path):
     tool = load_tool('benchmark_accuracy')
-    monkeypatch.chdir(tmp_path)  # the tool changes directory to the repo
-    g = dict(plain=0.4, gradient=0.4, texture=0.3, photo=0.1)
-    results = {'teacher/0': _metrics(0.40), 'student/0': _metrics(0.30),
-               'student/1': _metrics(0.32), 'crld/1': _metrics(0.36),
-               'group-teacher-eval/0': _metrics(0.40, g),
-               'group-kd/0': _metrics(0.33, g),
-               'group-uniform-group-kd/0': _metrics(0.30, dict(g, photo=0.05))}
+    results = {'glyphs/teacher/0': _run(0.50)}
+    for seed, (s, i, f, b) in enumerate([(0.30, 0.33, 0.40, 0.31), (0.31, 0.33, 0.41, 0.32)]):
+        results.update({f'glyphs/student/{seed}': _run(s), f'glyphs/inherit/{seed}': _run(i),
+                        f'glyphs/fgd/{seed}': _run(f),
+                        f'glyphs/broken-fgd-shuffled/{seed}': _run(b)})
     (tmp_path / 'results.json').write_text(json.dumps(results))
-    doc = tmp_path / 'bench.md'
-    common = ['--table-only', '--work-dir', str(tmp_path), '--doc', str(doc), '--seeds', '0', '1']
-    tool.main(common)
+    doc, js = tmp_path / 'bench.md', tmp_path / 'accuracy.json'
+    js.write_text(json.dumps([{'suite': 'group', 'row': 'kd'}]))
+    tool.main(['--table-only', '--work-dir', str(tmp_path), '--doc', str(doc),
+               '--json', str(js), '--seeds', '0', '1'])
     text = doc.read_text()
-    # crld ran for seed 1 only; the table holds it with its one seed and
-    # closes (0.36 - 0.31) / (0.40 - 0.31) of the gap.
-    assert '--rows student crld' in text
-    assert '| crld |' in text and '| 56% |' in text
-    assert '| student |' in text and '0.300 0.320' in text
-    assert 'fgd' not in text.split('<!-- accuracy:end -->')[0].split('|---|')[-1]
-
-    tool.main(common + ['--suite', 'group'])
-    text = doc.read_text()
-    assert '--suite group --seeds 0 1 --iters 1500 --rows kd uniform-group-kd' in text
-    assert '| uniform-group-kd |' in text and 'teacher (balanced data)' in text
+    assert '<!-- glyphs:start -->' in text and '<!-- glyphs:end -->' in text
+    assert '| fgd | inherit | 0 1 | 40.5 ± 0.7 |' in text
+    # broken - fgd: -9, -9 points: clearly below its twin
+    assert '| broken-fgd-shuffled | fgd | 0 1 | 31.5 ± 0.7 | 31.0 / 32.0 | -9.0 ± 0.0 |' in text
+    assert 'below' in text
+    assert (tmp_path / 'accuracy_glyphs.png').stat().st_size > 1000
+    rows = json.loads(js.read_text())
+    assert rows[0] == {'suite': 'group', 'row': 'kd'}  # other suites are kept
+    fgd = next(r for r in rows if r['row'] == 'fgd')
+    assert fgd['suite'] == 'glyphs' and fgd['twin'] == 'inherit'
+    assert fgd['seeds'] == [0, 1] and fgd['map'] == [0.40, 0.41]
+    assert fgd['config'] == 'configs/fgd/fgd_retinanet-r18-w16_retinanet-r50-w32_glyphs.py'
     assert (tmp_path / 'results.json').read_text() == json.dumps(results)  # nothing trained
 
 
-def test_table_only_needs_a_teacher_run(load_tool, tmp_path, monkeypatch):
+def test_arguments(load_tool, tmp_path, capsys):
     tool = load_tool('benchmark_accuracy')
-    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        tool.main(['--rows', 'fgd', 'nope', '--table-only', '--work-dir', str(tmp_path)])
+    assert "has no rows ['nope']" in capsys.readouterr().err
     (tmp_path / 'results.json').write_text('{}')
     with pytest.raises(SystemExit):
-        tool.main(['--table-only', '--work-dir', str(tmp_path), '--doc', str(tmp_path / 'd.md')])
+        tool.main(['--table-only', '--work-dir', str(tmp_path), '--doc', str(tmp_path / 'd.md'),
+                   '--json', str(tmp_path / 'a.json')])
+    assert 'holds no run of suite glyphs' in capsys.readouterr().err

@@ -1,0 +1,252 @@
+"""Running the benchmark's jobs and keeping their results.
+
+Every finished run is stored in ``<work_dir>/results.json`` under
+``'<suite>/<row>/<seed>'`` with the options it ran with and the identity of
+its inputs (the pretrained backbones' keys, the teacher checkpoint's hash,
+the data settings). A later call reuses a run whose record matches and
+trains only what is missing or stale, so adding a row trains only that
+row. Jobs run as separate ``tools/train.py`` processes, up to ``jobs`` at
+a time, each with its share of the CPU threads; a failed job is reported
+with its log's tail and does not stop the others.
+"""
+import fcntl
+import hashlib
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+from mmkd_plugins import experiment as ex
+
+from .suites import Preset, Suite, preset_data_args, preset_options, schedule_options
+
+REPO = ex.REPO
+
+
+def load_results(path: str) -> Dict[str, dict]:
+    """The stored runs, ``{}`` if there are none yet."""
+    if osp.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    return {}
+
+
+def save_result(path: str, key: str, record: dict) -> None:
+    """Add one run under a lock, re-reading the file first, so that two
+    harness processes on one work dir do not lose each other's runs."""
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    with open(path + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = load_results(path)
+        merged[key] = record
+        tmp = path + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(merged, f, indent=1)
+        os.replace(tmp, path)
+
+
+def file_digest(path: str) -> str:
+    """First 12 hex digits of a file's sha256."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+@dataclass
+class Job:
+    """One training run.
+
+    Attributes:
+        key (str): ``'<suite>/<row>/<seed>'``.
+        config (str): config path.
+        options (list[str]): ``--cfg-options``.
+        inputs (dict): what the run depends on besides its options (stored
+            with the result; a mismatch makes the stored run stale).
+        needs (list[str]): keys of jobs that must finish first.
+        prepare (callable, optional): called just before the run, returns
+            extra options and inputs (e.g. the teacher checkpoint, known only
+            once its job has finished).
+    """
+    key: str
+    config: str
+    options: List[str]
+    inputs: dict = field(default_factory=dict)
+    needs: List[str] = field(default_factory=list)
+    prepare: Optional[Callable[[], tuple]] = None
+
+
+class Harness:
+    """Data, pretraining, teacher and rows of one suite under one preset.
+
+    Args:
+        suite (Suite): what to run.
+        preset (Preset): how large.
+        work_dir (str): runs go to ``<work_dir>/<suite>/<row>_seed<seed>``.
+        jobs (int): concurrent training processes.
+        threads (int, optional): CPU threads per process; default: the
+            machine's cores divided among the jobs.
+        log (callable): progress messages.
+    """
+
+    def __init__(self, suite: Suite, preset: Preset, work_dir: str, jobs: int = 1,
+                 threads: Optional[int] = None, log: Callable[[str], None] = print):
+        if jobs < 1:
+            raise ValueError(f'jobs must be >= 1, got {jobs}')
+        self.suite, self.preset, self.jobs, self.log = suite, preset, jobs, log
+        self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+        self.work_dir = work_dir
+        self.results_path = osp.join(work_dir, 'results.json')
+        self.prefix = suite.name if preset.name == 'cpu' else f'{suite.name}-{preset.name}'
+
+    # -- inputs ------------------------------------------------------------
+    def make_data(self) -> str:
+        """Generate the suite's data (a no-op when it exists with the same
+        settings) and return the digest of its settings."""
+        args, root = preset_data_args(self.suite, self.preset)
+        subprocess.check_call([sys.executable, osp.join(REPO, 'tools', 'make_demo_data.py'),
+                               *args, '--quiet'], cwd=REPO)
+        return file_digest(osp.join(REPO, root, 'settings.json'))
+
+    def pretrain(self) -> Dict[str, str]:
+        """Pretrain the suite's backbones where needed (in parallel, one
+        process each) and return ``{checkpoint: key}``."""
+        from .pretrain import read_meta
+        procs = []
+        for config, ckpt in self.suite.pretrain.items():
+            cmd = [sys.executable, osp.join(REPO, 'tools', 'pretrain_backbone.py'), config,
+                   '--out', ckpt]
+            env = dict(os.environ, OMP_NUM_THREADS=str(max(1, self.threads)))
+            procs.append((ckpt, subprocess.Popen(cmd, cwd=REPO, env=env)))
+            if len(procs) >= self.jobs:
+                self._wait_pretrain(procs)
+                procs = []
+        self._wait_pretrain(procs)
+        return {ckpt: (read_meta(osp.join(REPO, ckpt)) or {}).get('key')
+                for ckpt in self.suite.pretrain.values()}
+
+    @staticmethod
+    def _wait_pretrain(procs):
+        for ckpt, proc in procs:
+            if proc.wait() != 0:
+                raise RuntimeError(f'pretraining {ckpt} failed (exit {proc.returncode})')
+
+    def _schedule(self, config: str) -> List[str]:
+        from mmengine.config import Config
+        iters = Config.fromfile(osp.join(REPO, config)).train_cfg.max_iters
+        return schedule_options(iters * self.preset.iters_scale) \
+            if self.preset.iters_scale != 1 else []
+
+    def teacher_job(self, base_inputs: dict) -> Job:
+        config = self.preset.config(self.suite.teacher)
+        return Job(f'{self.prefix}/teacher/0', config,
+                   self._schedule(config) + ['randomness.seed=0'], dict(base_inputs))
+
+    def row_jobs(self, rows: Sequence[str], seeds: Sequence[int], base_inputs: dict,
+                 teacher: Job) -> List[Job]:
+        """One job per (row, seed); distiller rows wait for the teacher and
+        get its checkpoint and digest when they start."""
+        jobs = []
+        for seed in seeds:
+            for name in rows:
+                row = self.suite.rows[name]
+                config = row.config if row.distills else self.preset.config(row.config)
+                opts = (self._schedule(config) + preset_options(self.suite, self.preset, row)
+                        + [f'randomness.seed={seed}'] + list(row.options))
+                job = Job(f'{self.prefix}/{name}/{seed}', config, opts, dict(base_inputs))
+                if row.distills:
+                    job.needs.append(teacher.key)
+                    job.prepare = self._teacher_inputs
+                jobs.append(job)
+        return jobs
+
+    def teacher_checkpoint(self) -> Optional[str]:
+        return ex.last_checkpoint(osp.join(self.work_dir, self.prefix, 'teacher_seed0'))
+
+    def _teacher_inputs(self):
+        ckpt = self.teacher_checkpoint()
+        if ckpt is None:
+            raise FileNotFoundError(
+                f'no teacher checkpoint under {self.work_dir}/{self.prefix}/teacher_seed0')
+        return [f'model.teacher_ckpt={ckpt}'], dict(teacher=file_digest(ckpt))
+
+    # -- running -----------------------------------------------------------
+    def _stored(self, job: Job, results: dict) -> Optional[dict]:
+        rec = results.get(job.key)
+        if rec and rec.get('options') == job.options and rec.get('inputs') == job.inputs:
+            return rec
+        return None
+
+    def _run(self, job: Job) -> dict:
+        options = list(job.options)
+        if job.prepare is not None:
+            extra_opts, extra_inputs = job.prepare()
+            options += extra_opts
+            job.inputs.update(extra_inputs)
+            rec = self._stored(job, load_results(self.results_path))
+            if rec is not None:
+                return rec
+        row, seed = job.key.split('/')[1:]
+        work = osp.join(self.work_dir, self.prefix, f'{row}_seed{seed}')
+        self.log(f'[{job.key}] training {job.config}')
+        start = time.time()
+        metrics = ex.train(job.config, work, options, threads=self.threads)
+        record = dict(metrics, options=job.options, inputs=job.inputs, config=job.config,
+                      threads=self.threads, seconds=round(time.time() - start, 1))
+        save_result(self.results_path, job.key, record)
+        self.log(f'[{job.key}] mAP {metrics["coco/bbox_mAP"]:.4f} '
+                 f'({record["seconds"]:.0f} s, {self.threads} threads)')
+        return record
+
+    def run(self, jobs: Sequence[Job]) -> Dict[str, dict]:
+        """Run what is missing or stale, respecting ``needs``; returns the
+        records of every job that has one. Raises at the end if any failed,
+        naming each with its error (finished runs are kept)."""
+        results = load_results(self.results_path)
+        done: Dict[str, dict] = {}
+        # a need that is not among the jobs is met by its stored run
+        provided = {job.key for job in jobs}
+        for job in jobs:
+            done.update({n: results[n] for n in job.needs if n not in provided and n in results})
+        pending = []
+        for job in jobs:
+            rec = self._stored(job, results) if job.prepare is None else None
+            if rec is not None:
+                done[job.key] = rec
+            else:
+                pending.append(job)
+        failed: Dict[str, str] = {}
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            running = {}
+            while pending or running:
+                for job in list(pending):
+                    if any(n in failed for n in job.needs):
+                        failed[job.key] = 'skipped: ' + ', '.join(
+                            n for n in job.needs if n in failed) + ' failed'
+                        pending.remove(job)
+                    elif all(n in done for n in job.needs) and len(running) < self.jobs:
+                        running[pool.submit(self._run, job)] = job
+                        pending.remove(job)
+                if not running:
+                    for job in pending:  # needs that nothing provides
+                        failed[job.key] = f'needs {job.needs}: neither run nor stored'
+                    pending = []
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    job = running.pop(fut)
+                    try:
+                        done[job.key] = fut.result()
+                    except Exception as e:  # noqa: BLE001 - reported below
+                        failed[job.key] = f'{type(e).__name__}: {e}'
+                        self.log(f'[{job.key}] FAILED: {e}')
+        if failed:
+            raise RuntimeError('benchmark jobs failed:\n' + '\n'.join(
+                f'  {k}: {v}' for k, v in failed.items()))
+        return done

@@ -1,0 +1,126 @@
+"""The harness's scheduling and result cache, with training replaced by a fake."""
+import json
+import os
+import os.path as osp
+import threading
+
+import pytest
+
+from mmkd_plugins.benchmark import runs
+from mmkd_plugins.benchmark.suites import PRESETS, Row, Suite
+
+
+def _suite():
+    rows = {'student': Row('s.py', twin=None, distills=False),
+            'inherit': Row('i.py', twin='student'),
+            'fgd': Row('f.py', twin='inherit', options=('x=1',))}
+    return Suite(name='toy', data=(), data_root='d/', rows=rows, default_rows=tuple(rows),
+                 teacher='t.py', pretrain={})
+
+
+class FakeTrain:
+    """Stands in for experiment.train: records calls, writes a checkpoint
+    (so that the teacher's is found), fails on request."""
+
+    def __init__(self, fail=()):
+        self.calls, self.fail, self.lock = [], set(fail), threading.Lock()
+        self.active = self.max_active = 0
+
+    def __call__(self, config, work_dir, options, threads=None):
+        with self.lock:
+            self.calls.append((config, work_dir, list(options)))
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            if config in self.fail:
+                raise RuntimeError(f'{config} diverged')
+            os.makedirs(work_dir, exist_ok=True)
+            ckpt = osp.join(work_dir, 'iter_10.pth')
+            with open(ckpt, 'w') as f:
+                f.write(config + ' '.join(options))
+            with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+                f.write(ckpt)
+            return {'coco/bbox_mAP': 0.1 * len(self.calls)}
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+@pytest.fixture
+def harness(tmp_path, monkeypatch):
+    fake = FakeTrain()
+    monkeypatch.setattr(runs.ex, 'train', fake)
+    monkeypatch.setattr(runs.Harness, '_schedule', lambda self, config: [])
+    h = runs.Harness(_suite(), PRESETS['cpu'], str(tmp_path), jobs=2, threads=1,
+                     log=lambda m: None)
+    return h, fake
+
+
+def _jobs(h, rows=('student', 'inherit', 'fgd'), seeds=(0, 1), inputs=None):
+    inputs = inputs or dict(data='d1')
+    teacher = h.teacher_job(inputs)
+    return [teacher] + h.row_jobs(list(rows), list(seeds), inputs, teacher)
+
+
+def test_runs_everything_once_then_reuses(harness):
+    h, fake = harness
+    done = h.run(_jobs(h))
+    assert len(fake.calls) == 1 + 3 * 2 and len(done) == 7
+    teacher_calls = [c for c in fake.calls if c[0] == 't.py']
+    assert len(teacher_calls) == 1
+    # distiller rows get the teacher's checkpoint; the student alone does not
+    for config, work_dir, options in fake.calls:
+        has_ckpt = any(o.startswith('model.teacher_ckpt=') for o in options)
+        assert has_ckpt == (config in ('i.py', 'f.py')), (config, options)
+        if config == 'f.py':
+            assert 'x=1' in options
+    stored = json.load(open(h.results_path))
+    assert stored['toy/fgd/1']['inputs']['teacher'] == runs.file_digest(h.teacher_checkpoint())
+    assert 'randomness.seed=1' in stored['toy/fgd/1']['options']
+    # a second call trains nothing
+    fake.calls.clear()
+    again = h.run(_jobs(h))
+    assert fake.calls == [] and again.keys() == done.keys()
+    assert fake.max_active <= 2
+
+
+def test_stale_runs_are_retrained(harness):
+    h, fake = harness
+    h.run(_jobs(h, seeds=(0,)))
+    fake.calls.clear()
+    # other data: everything is stale
+    h.run(_jobs(h, seeds=(0,), inputs=dict(data='d2')))
+    assert len(fake.calls) == 4
+    fake.calls.clear()
+    # a new teacher checkpoint (its content changed): distiller rows rerun, the student not
+    with open(h.teacher_checkpoint(), 'a') as f:
+        f.write('retrained')
+    jobs = _jobs(h, seeds=(0,), inputs=dict(data='d2'))
+    h.run(jobs[1:])  # the teacher job itself is unchanged and stored
+    assert sorted(c[0] for c in fake.calls) == ['f.py', 'i.py']
+
+
+def test_failures_are_reported_and_dependents_skipped(tmp_path, monkeypatch):
+    fake = FakeTrain(fail={'t.py'})
+    monkeypatch.setattr(runs.ex, 'train', fake)
+    monkeypatch.setattr(runs.Harness, '_schedule', lambda self, config: [])
+    h = runs.Harness(_suite(), PRESETS['cpu'], str(tmp_path), jobs=1, log=lambda m: None)
+    with pytest.raises(RuntimeError) as e:
+        h.run(_jobs(h, seeds=(0,)))
+    msg = str(e.value)
+    assert 't.py diverged' in msg and 'toy/fgd/0: skipped: toy/teacher/0 failed' in msg
+    # the student alone still ran and was kept
+    assert list(json.load(open(h.results_path))) == ['toy/student/0']
+
+
+def test_bad_jobs_argument(tmp_path):
+    with pytest.raises(ValueError, match='jobs must be >= 1'):
+        runs.Harness(_suite(), PRESETS['cpu'], str(tmp_path), jobs=0)
+
+
+def test_a_need_nothing_provides_fails_clearly(harness):
+    h, fake = harness
+    jobs = _jobs(h, seeds=(0,))[2:]  # fgd without the teacher, which never ran
+    with pytest.raises(RuntimeError, match='toy/teacher/0.*neither run nor stored'):
+        h.run(jobs)
+    assert fake.calls == []

@@ -1,0 +1,107 @@
+"""Paired-difference arithmetic and the benchmark's outputs, on hand-made numbers."""
+import json
+import math
+
+import pytest
+
+from mmkd_plugins.benchmark import tables
+from mmkd_plugins.benchmark.suites import Row, Suite
+
+
+def test_paired_difference_by_hand():
+    row = {0: 0.40, 1: 0.42, 2: 0.41, 5: 0.50}
+    twin = {0: 0.38, 1: 0.39, 2: 0.40, 7: 0.10}   # seeds 5 and 7 have no pair
+    p = tables.paired(row, twin)
+    assert p['seeds'] == [0, 1, 2]
+    assert p['diffs'] == pytest.approx([0.02, 0.03, 0.01])
+    assert p['mean'] == pytest.approx(0.02)
+    assert p['std'] == pytest.approx(0.01)            # sample std of 2, 3, 1 (x0.01)
+    half = 4.303 * 0.01 / math.sqrt(3)                 # t(0.975, 2 dof)
+    assert p['ci'] == pytest.approx((0.02 - half, 0.02 + half))
+    # 0.02 - 0.0248 < 0 < 0.02 + 0.0248: three seeds cannot tell this from 0
+    assert p['ci'][0] < 0 < p['ci'][1] and p['verdict'] == 'within noise'
+
+
+def test_paired_verdicts():
+    tight = tables.paired({0: 0.40, 1: 0.41, 2: 0.42}, {0: 0.37, 1: 0.38, 2: 0.39})
+    assert tight['std'] == pytest.approx(0) and tight['verdict'] == 'above'
+    below = tables.paired({0: 0.30, 1: 0.31, 2: 0.29, 3: 0.30}, {0: 0.40, 1: 0.40,
+                                                                   2: 0.41, 3: 0.39})
+    assert below['mean'] == pytest.approx(-0.10) and below['verdict'] == 'below'
+    one = tables.paired({0: 0.5}, {0: 0.4})
+    assert one['ci'] is None and one['verdict'] == 'one seed'
+    assert tables.paired({0: 0.5}, {1: 0.4}) is None
+
+
+def test_t95_table():
+    assert tables.t95(1) == 12.706 and tables.t95(4) == 2.776
+    assert tables.t95(22) == 2.086 and tables.t95(100) == 1.96
+    with pytest.raises(ValueError):
+        tables.t95(0)
+
+
+def _suite():
+    rows = {'student': Row('s.py', twin=None, distills=False),
+            'inherit': Row('i.py', twin='student'),
+            'fgd': Row('f.py', twin='inherit', options=('a=1',))}
+    return Suite(name='toy', data=(), data_root='d/', rows=rows, default_rows=tuple(rows))
+
+
+def _results():
+    res = {'toy/teacher/0': {'coco/bbox_mAP': 0.50, 'config': 't.py'}}
+    for seed, (s, i, f) in enumerate([(0.30, 0.32, 0.40), (0.31, 0.33, 0.42),
+                                      (0.29, 0.31, 0.41)]):
+        res[f'toy/student/{seed}'] = {'coco/bbox_mAP': s}
+        res[f'toy/inherit/{seed}'] = {'coco/bbox_mAP': i}
+        res[f'toy/fgd/{seed}'] = {'coco/bbox_mAP': f}
+    return res
+
+
+def test_suite_table_and_gap_closed():
+    table = tables.suite_table(_suite(), _results(), [0, 1, 2])
+    assert [r['row'] for r in table] == ['teacher', 'student', 'inherit', 'fgd']
+    fgd = table[-1]
+    assert fgd['mAP'] == '41.0 ± 1.0' and fgd['per seed'] == '40.0 / 42.0 / 41.0'
+    assert fgd['Δ vs twin'] == '+9.0 ± 1.0'      # 8, 9, 10 points
+    assert fgd['verdict'] == 'above'
+    assert fgd['gap closed'] == '55%'            # (0.41 - 0.30) / (0.50 - 0.30)
+    assert fgd['config'] == 'f.py a=1'
+    assert 'Δ vs twin' not in table[1]           # the student has no twin
+    md = tables.format_table(table, tables.TABLE_COLUMNS)
+    assert md.splitlines()[0].startswith('| row | twin | seeds | mAP |')
+    assert len(md.splitlines()) == 2 + 4
+    # seeds that did not run are left out, a row with none disappears
+    assert [r['row'] for r in tables.suite_table(_suite(), _results(), [7])] == ['teacher']
+
+
+def test_accuracy_records_and_merge(tmp_path):
+    recs = tables.accuracy_records('toy', _suite().rows, _results(), [0, 2])
+    assert recs[2] == dict(suite='toy', row='fgd', config='f.py', cfg_options=['a=1'],
+                           twin='inherit', seeds=[0, 2], map=[0.40, 0.41])
+    assert recs[0]['twin'] is None
+    path = tmp_path / 'accuracy.json'
+    path.write_text(json.dumps([dict(suite='other', row='x'), dict(suite='toy', row='old')]))
+    merged = tables.merge_accuracy_json(str(path), 'toy', recs)
+    assert [(r['suite'], r['row']) for r in merged] == [
+        ('other', 'x'), ('toy', 'student'), ('toy', 'inherit'), ('toy', 'fgd')]
+    assert json.loads(path.read_text()) == merged
+    path.write_text('{"not": "a list"}')
+    with pytest.raises(ValueError, match='json list'):
+        tables.merge_accuracy_json(str(path), 'toy', recs)
+
+
+def test_accuracy_records_with_groups():
+    res = {'g/kd/0': {'coco/bbox_mAP': 0.4, 'group/worst_bbox_mAP': 0.2,
+                      'group/plain/bbox_mAP': 0.5, 'group/photo/bbox_mAP': 0.2}}
+    rows = {'kd': Row('kd.py', twin=None)}
+    rec, = tables.accuracy_records('g', rows, res, [0, 1], groups=('plain', 'photo'))
+    assert rec['worst_group_map'] == [0.2]
+    assert rec['group_map'] == [{'plain': 0.5, 'photo': 0.2}]
+
+
+def test_write_markdown(tmp_path):
+    doc = tmp_path / 'b.md'
+    tables.write_markdown(str(doc), 'one', '<!-- a -->', '<!-- /a -->')
+    tables.write_markdown(str(doc), 'two', '<!-- a -->', '<!-- /a -->')
+    text = doc.read_text()
+    assert text.count('<!-- a -->') == 1 and 'two' in text and 'one' not in text
