@@ -16,7 +16,7 @@ MMDET_SPEC ?= mmdet==3.3.0
 MMENGINE_SPEC ?= mmengine==0.10.7
 DEMO_DIR ?= work_dirs/demo
 
-.PHONY: setup demo test bench accuracy accuracy-group metafiles clean-demo
+.PHONY: setup demo test bench accuracy accuracy-group model-zoo metafiles clean-demo
 
 setup: $(STAMP)/package
 
@@ -72,6 +72,11 @@ accuracy: setup
 # Group DRO rows on the group-imbalanced digits (configs/group_dro/README.md).
 accuracy-group: setup
 	$(VPY) tools/benchmark_accuracy.py --suite group
+
+# A model card for every student exported with --publish (make demo exports
+# one) -> docs/model_zoo.md: teacher vs student parameters, FLOPs, latency, mAP.
+model-zoo: setup
+	$(VPY) tools/model_card.py $(DEMO_DIR)/export --train-command "make demo"
 
 # The measured accuracy table (docs/accuracy.json) -> the metafiles' results.
 metafiles: setup
