@@ -50,10 +50,14 @@ def measure(entry: Dict, root: str, device: str = 'cpu', num_images: int = 50,
         :func:`.cost.inference_cost`).
     """
     from mmengine.config import Config
+    from mmengine.registry import init_default_scope
 
     from ..distillers.detection_distiller import build_detector_cfg
     from .cost import build_model, first_batches, inference_cost
     student_cfg = Config.fromfile(osp.join(root, entry['Config']))
+    # Models and data are built from MMDetection's registries; a bare
+    # command has no default scope yet.
+    init_default_scope(student_cfg.get('default_scope', 'mmdet'))
     student = build_model(student_cfg.model, _local(entry['Weights'], root), device)
     distill_cfg = Config.fromfile(_distillation_config(entry))
     teacher_cfg = build_detector_cfg(distill_cfg.model.teacher, 'model.teacher')
@@ -69,7 +73,8 @@ def measure(entry: Dict, root: str, device: str = 'cpu', num_images: int = 50,
 
 
 def headline(student_ap: float, teacher_ap: float, student: Dict, teacher: Dict) -> str:
-    """"The student keeps X % of the teacher's mAP at Y % of its FLOPs and Z x its speed"."""
+    """The card's headline: the student keeps X % of the teacher's mAP at Y %
+    of its FLOPs and Z x its speed (teacher latency / student latency)."""
     keep = 100 * student_ap / teacher_ap
     flops = 100 * student['flops'] / teacher['flops']
     speed = teacher['ms_per_img'] / student['ms_per_img']
@@ -103,6 +108,7 @@ def render(entry: Dict, costs: Dict[str, Dict], device: str, commands: str,
             'The teacher\'s mAP is missing (no `TeacherEvalHook` in the run) or zero, so '
             'only the cost is compared.')
     h, w = s['input_shape']
+    timing = s['timing']
     schedule = (f'{meta["Iterations"]} iterations' if 'Iterations' in meta
                 else f'{meta.get("Epochs")} epochs')
     memory = (f'{meta["Training Memory (GB)"]} GB training memory' if 'Training Memory (GB)'
@@ -116,11 +122,14 @@ def render(entry: Dict, costs: Dict[str, Dict], device: str, commands: str,
         '|---|---|---|---|---|---|---|', *rows, '',
         f'**{line}**', '',
         f'Measured {datetime.date.today().isoformat()} on **{device_name(device)}**, '
-        f'torch {torch.__version__}, FP32, batch 1, {h}x{w} padded input: the first test '
-        f'images of the student\'s config, the same for both models. Latency and FPS as '
-        f'MMDetection\'s `tools/analysis_tools/benchmark.py` times them (`test_step`: '
-        f'preprocessing, forward, NMS; warm-up images untimed), median of rounds in which '
-        f'the two models take turns; FLOPs as its `get_flops.py` counts them (mmengine\'s '
+        f'torch {torch.__version__}, FP32, batch 1, {h}x{w} padded input: the first '
+        f'{timing["images"]} test images of the student\'s config, the same for both models. '
+        f'Latency and FPS as MMDetection\'s `tools/analysis_tools/benchmark.py` times them '
+        f'(`test_step`: preprocessing, forward, NMS; {timing["warmup"]} warm-up images '
+        f'untimed), median of {timing["rounds"]} rounds in which the two models take turns '
+        f'(1-minute load average {timing["load_average"]:.1f} when timing began; on a '
+        f'shared machine the ratios are steadier than the times); FLOPs as its '
+        f'`get_flops.py` counts them (mmengine\'s '
         f'complexity analysis, one multiply-add = one FLOP, forward without '
         f'post-processing). box AP: the run\'s last validation (student) and '
         f'`TeacherEvalHook` (teacher), from the zoo entry.',

@@ -17,6 +17,7 @@ numbers compare with its model zoo:
   and ``torch.cuda.synchronize()`` unconditionally), hence this copy of its
   timing loop that also runs on the CPU.
 """
+import os
 import platform
 import statistics
 import time
@@ -147,9 +148,13 @@ def inference_cost(models: Dict[str, object], batches: Sequence[dict], num_image
         device (str): Where the models are, for synchronisation.
 
     Returns:
-        dict: ``{name: {'params', 'flops', 'input_shape', 'ms_per_img', 'fps'}}``.
+        dict: ``{name: {'params', 'flops', 'input_shape', 'ms_per_img', 'fps',
+        'timing'}}``; ``timing`` holds the settings (images, warm-up, rounds)
+        and the 1-minute load average before timing, for the record.
     """
-    costs = {name: {'params': count_parameters(m), **count_flops(m, batches)}
+    timing = {'images': num_images, 'warmup': warmup, 'rounds': rounds,
+              'load_average': os.getloadavg()[0]}
+    costs = {name: {'params': count_parameters(m), **count_flops(m, batches), 'timing': timing}
              for name, m in models.items()}
     times = {name: [] for name in models}
     for _ in range(rounds):

@@ -153,9 +153,10 @@ def validate_index(index_path: str, parse_configs: bool = True) -> List[str]:
 
     Checks what the ``model-index`` library checks (as ``mi check`` does in
     OpenMMLab's CI), then what the library does not: unique model names, a
-    known collection, a ``Config`` that exists and parses (with
-    ``parse_configs``) and whose schedule matches ``Epochs``/``Iterations``,
-    and a ``Results Source`` for every result's dataset.
+    known collection, local ``Weights`` that exist, a ``Config`` that exists
+    and parses (with ``parse_configs``) and whose schedule matches
+    ``Epochs``/``Iterations``, and a ``Results Source`` for every result's
+    dataset.
     """
     from modelindex import load
     errors = list(load(index_path).check(silent=True) or [])
@@ -179,6 +180,10 @@ def validate_index(index_path: str, parse_configs: bool = True) -> List[str]:
             if result.get('Dataset') not in sources:
                 errors.append(f'{where}: Metadata.{SOURCE_KEY} does not say where the '
                               f'{result.get("Dataset")!r} result comes from')
+        weights = model.get('Weights')
+        if weights and '://' not in weights and not osp.isfile(osp.join(root, weights)):
+            errors.append(f'{where}: Weights {weights!r} is neither a URL nor a file '
+                          f'({osp.join(root, weights)})')
         if 'Config' not in model:
             errors.append(f'{where}: no Config')
         elif parse_configs:

@@ -26,13 +26,13 @@ from .metafile import SOURCE_KEY, TASK, collections, dump_metafile, find_model, 
 from .resources import package_root
 
 
-def _shipped_or_abs(path: str) -> str:
+def shipped_config_name(path: str) -> str:
     """``configs/<folder>/<name>.py`` for a config shipped in the package
     (how the package's metafiles name it), the absolute path otherwise."""
     path = osp.realpath(path)
-    root = osp.realpath(package_root())
-    rel = osp.relpath(path, root)
-    return path if rel.startswith('..') else rel
+    # realpath: in a checkout .mim/configs is a symlink to the repository's.
+    rel = osp.relpath(path, osp.realpath(osp.join(package_root(), 'configs')))
+    return path if rel.startswith('..') else 'configs/' + rel
 
 
 def dataset_name(cfg) -> str:
@@ -77,7 +77,7 @@ def _teacher(cfg, record: Dict) -> Dict:
     if not isinstance(teacher, str):
         config = 'model.teacher of the distillation config'  # a model dict
     elif osp.isfile(teacher):
-        config = _shipped_or_abs(teacher)
+        config = shipped_config_name(teacher)
     else:
         config = teacher  # an mmdet:: name
     entry = {'Config': config, 'Weights': cfg.model.get('teacher_ckpt')}
@@ -113,7 +113,7 @@ def zoo_entry(cfg, config: str, record: Dict, exported: Dict, collection: str,
     from .cost import device_name
     dataset = dataset or dataset_name(cfg)
     weights = osp.basename(exported['checkpoint'])
-    meta = {'Distillation Config': _shipped_or_abs(config),
+    meta = {'Distillation Config': shipped_config_name(config),
             'Teacher': _teacher(cfg, record),
             'Training Data': dataset}
     # An epoch-based schedule (max_epochs) is given in epochs, as in MMDetection.

@@ -8,12 +8,14 @@ import shutil
 
 import pytest
 
-from mmkd_plugins.zoo.metafile import (dump_metafile, load_yaml, metafile_paths,
+from mmkd_plugins.zoo.metafile import (dump_metafile, iter_models, load_yaml, metafile_paths,
                                        upsert_model, validate_index)
+from mmkd_plugins.zoo.results import load_accuracy, row_metrics, split_config
 from mmkd_plugins.zoo.resources import package_root
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 INDEX = osp.join(REPO, 'model-index.yml')
+ACCURACY = osp.join(REPO, 'docs', 'accuracy.json')
 
 
 def test_repository_index_is_valid():
@@ -33,6 +35,20 @@ def test_every_metafile_is_imported_and_lists_its_folder():
         configs = {osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, folder, '*.py'))}
         assert configs == listed, f'{metafile}: unlisted {sorted(configs - listed)}, ' \
                                   f'missing {sorted(listed - configs)}'
+
+
+@pytest.mark.skipif(not osp.isfile(ACCURACY),
+                    reason='docs/accuracy.json is not there yet (the accuracy benchmark writes it)')
+def test_metafiles_match_the_accuracy_table():
+    """Rows added to the table without `make metafiles` leave the zoo stale."""
+    results = {(m['Config'], r['Dataset']): r['Metrics'] for _, m in iter_models(INDEX)
+               for r in m['Results']}
+    for row in load_accuracy(ACCURACY):
+        path, extras = split_config(row['config'])
+        if extras or not any(config == path for config, _ in results):
+            continue
+        assert results.get((path, row['suite'])) == row_metrics(row), \
+            f'{path} ({row["suite"]}): run `make metafiles` (tools/sync_metafiles.py)'
 
 
 def test_coco_configs_carry_the_papers_numbers_marked_as_such():
@@ -98,6 +114,8 @@ def test_validator_accepts_the_small_index(small_index):
     (lambda m: m['Results'].append({'Task': 'Object Detection', 'Dataset': 'glyphs',
                                      'Metrics': {'box AP': 35.9}}),
      r"Results Source does not say where the 'glyphs' result comes from"),
+    (lambda m: m.update(Weights='fgd-0123abcd.pth'),
+     r"Weights 'fgd-0123abcd.pth' is neither a URL nor a file"),
     (lambda m: m.update(Results=[{'Task': 'Object Detection', 'Dataset': 'digits'}]),
      r"Field 'Metrics' is missing"),  # the model-index library's own check
 ])
