@@ -16,7 +16,7 @@ MMDET_SPEC ?= mmdet==3.3.0
 MMENGINE_SPEC ?= mmengine==0.10.7
 DEMO_DIR ?= work_dirs/demo
 
-.PHONY: setup demo test bench accuracy clean-demo
+.PHONY: setup demo test bench accuracy model-zoo metafiles clean-demo
 
 setup: $(STAMP)/package
 
@@ -47,8 +47,10 @@ $(STAMP)/mmdet: $(STAMP)/mmcv
 # --no-deps: every dependency is installed above. Letting pip resolve torch
 # again would trade 2.13 for an older release that accepts setuptools<75,
 # and the mmcv ops built against 2.13 would no longer load.
+# model-index: the library that reads and checks metafiles (tests, and
+# tools/sync_metafiles.py); pure Python, with click, Markdown and ordered-set.
 $(STAMP)/package: $(STAMP)/mmdet setup.py
-	$(PIPC) -q scikit-learn pytest
+	$(PIPC) -q scikit-learn pytest model-index==0.1.11
 	$(PIPC) -q --no-build-isolation --no-deps -e .
 	$(VPY) -c "import torch, mmcv.ops, mmdet, mmkd_plugins; \
 	  assert torch.__version__.startswith('$(TORCH_VERSION)'), torch.__version__; \
@@ -70,3 +72,12 @@ bench: setup
 SUITE ?= glyphs
 accuracy: setup
 	$(VPY) tools/benchmark_accuracy.py --suite $(SUITE)
+
+# A model card for every student exported with --publish (make demo exports
+# one) -> docs/model_zoo.md: teacher vs student parameters, FLOPs, latency, mAP.
+model-zoo: setup
+	$(VPY) tools/model_card.py $(DEMO_DIR)/export --train-command "make demo"
+
+# The measured accuracy table (docs/accuracy.json) -> the metafiles' results.
+metafiles: setup
+	$(VPY) tools/sync_metafiles.py

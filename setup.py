@@ -26,6 +26,18 @@ setup(
         # The demo data are scikit-learn's bundled handwritten digits.
         'scikit-learn',
     ],
-    extras_require={'tests': ['pytest']},
+    extras_require={'tests': ['pytest', 'model-index']},
+    # configs/, tools/ and model-index.yml ship inside the package, under
+    # mmkd_plugins/.mim/ as MMDetection ships its own, so that a pip install
+    # without the repository has them (mmkd_plugins.config_path, mim search).
+    # In the repository .mim/ holds symlinks to them; the build copies the files.
+    package_data={'mmkd_plugins': ['.mim/model-index.yml', '.mim/configs/**/*.py',
+                                   '.mim/configs/**/*.md', '.mim/configs/**/metafile.yml',
+                                   '.mim/tools/*.py']},
+    entry_points={'console_scripts': [
+        'mmkd-train=mmkd_plugins.cli:train',
+        'mmkd-test=mmkd_plugins.cli:test',
+        'mmkd-export=mmkd_plugins.cli:export',
+    ]},
     zip_safe=False,
 )

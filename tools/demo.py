@@ -3,7 +3,8 @@
 1. builds the digits data (``tools/make_demo_data.py``, reused when present);
 2. trains the teacher, or reuses it when a finished run is in the work dir;
 3. trains the student alone, and the student distilled with FGD;
-4. exports the distilled student and evaluates the export with
+4. exports the distilled student with its model zoo entry
+   (``<work-dir>/export/metafile.yml``) and evaluates the export with
    MMDetection's own ``tools/test.py`` (no mmkd_plugins involved);
 5. prints a table: teacher, student alone, distilled student.
 
@@ -64,9 +65,12 @@ def main():
     fgd = run_job('fgd', FGD, osp.join(wd, 'fgd'),
                   options + [f'model.teacher_ckpt={teacher_ckpt}'])
 
-    from mmkd_plugins.export import export_student
-    exported = export_student(FGD, ex.last_checkpoint(osp.join(wd, 'fgd')),
-                              osp.join(wd, 'export'), publish=True)
+    # As `tools/export_student.py FGD CKPT --out DIR --publish`: the weights
+    # named by their hash, and the zoo entry in DIR/metafile.yml that
+    # `tools/model_card.py DIR` turns into a model card.
+    from mmkd_plugins.zoo.publish import publish_student
+    exported = publish_student(FGD, ex.last_checkpoint(osp.join(wd, 'fgd')),
+                               osp.join(wd, 'export'))
     from mmkd_plugins.experiment import mmdet_tool_path
     plain_map = ex.evaluate(exported['config'], exported['checkpoint'],
                             osp.join(wd, 'export_test'),
@@ -83,6 +87,8 @@ def main():
     print('\n' + ex.format_table(rows, list(rows[0])))
     print(f'\ngap closed by FGD: {"n/a (teacher not better)" if closed is None else f"{closed:.0%}"}')
     print(f'exported student: {exported["checkpoint"]}\n'
+          f'  zoo entry: {exported["metafile"]} (model card: python tools/model_card.py '
+          f'{osp.dirname(exported["metafile"])})\n'
           f'  mAP through MMDetection\'s own tools/test.py: {plain_map:.3f}')
     print(f'total {time.time() - start:.0f} s')
 

@@ -1,10 +1,12 @@
 """Evaluate a checkpoint; for a distiller this is the student.
 
-Takes exactly MMDetection's ``tools/test.py`` arguments::
+Takes exactly MMDetection's ``tools/test.py`` arguments; CONFIG may also name
+a shipped config as ``mmkd_plugins::<folder>/<name>.py``. Installed, the same
+is ``mmkd-test``::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR]
 """
-from mmkd_plugins.experiment import run_mmdet_tool
+from mmkd_plugins.cli import test
 
 if __name__ == '__main__':
-    run_mmdet_tool('test.py')
+    test()
