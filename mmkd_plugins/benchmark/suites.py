@@ -20,8 +20,6 @@ STUDENT = 'configs/benchmark/retinanet_r18-w16_glyphs.py'
 TEACHER = 'configs/benchmark/retinanet_r50-w32_glyphs.py'
 INHERIT = 'configs/benchmark/inherit_retinanet-r18-w16_retinanet-r50-w32_glyphs.py'
 _PAIR = 'retinanet-r18-w16_retinanet-r50-w32_glyphs.py'
-POWER_CHECK_IMPORTS = ("custom_imports.imports=['mmkd_plugins',"
-                       "'mmkd_plugins.benchmark.power_check']")
 
 
 @dataclass(frozen=True)
@@ -86,14 +84,7 @@ GLYPH_ROWS = {
     'kd': Row('configs/baselines/kd_' + _PAIR, note='dense logit KD, weight 2'),
     # The power check: FGD fed the teacher features of another image.
     'broken-fgd-shuffled': Row(
-        'configs/fgd/fgd_' + _PAIR, twin='fgd',
-        options=(POWER_CHECK_IMPORTS,
-                 "model.distill_losses.loss_fgd.loss.type=ShuffledTeacherLoss",
-                 "model.distill_losses.loss_fgd.loss.host=dict(type='FGDLoss',"
-                 "temperature=0.5,alpha_fg=1e-3,beta_bg=5e-4,gamma_mask=5e-4,"
-                 "lambda_rela=5e-6)",
-                 "model.distill_losses.loss_fgd.loss.temperature=None",
-                 ),
+        'configs/benchmark/broken-fgd-shuffled_' + _PAIR, twin='fgd',
         note='power check: FGD on the teacher features of another image of the batch'),
 }
 

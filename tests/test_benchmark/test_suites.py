@@ -1,0 +1,69 @@
+"""The benchmark's suites and presets, read as configs (nothing trains)."""
+import argparse
+import os.path as osp
+
+import pytest
+from mmengine.config import Config, DictAction
+
+from mmkd_plugins.benchmark.suites import (PRESETS, STUDENT, SUITES, TEACHER,
+                                           preset_data_args, preset_options)
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _with_options(config, options):
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    parser = argparse.ArgumentParser()  # as tools/train.py reads --cfg-options
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    cfg.merge_from_dict(parser.parse_args(['--cfg-options', *options] if options else [])
+                        .cfg_options)
+    return cfg
+
+
+@pytest.mark.parametrize('suite', sorted(SUITES))
+def test_rows_exist_and_twins_are_rows(suite):
+    s = SUITES[suite]
+    assert list(s.rows)[0] == 'student' and s.rows['student'].twin is None
+    for name, row in s.rows.items():
+        assert osp.isfile(osp.join(ROOT, row.config)), row.config
+        assert row.twin is None or row.twin in s.rows, name
+        cfg = _with_options(row.config, row.options)
+        assert (cfg.model.type != 'RetinaNet') == row.distills, name
+    assert set(s.default_rows) <= set(s.rows)
+    assert any(n.startswith('broken-') for n in s.default_rows)  # the power check runs
+
+
+def test_power_check_row_swaps_only_the_loss():
+    row = SUITES['glyphs'].rows['broken-fgd-shuffled']
+    twin = SUITES['glyphs'].rows[row.twin]
+    broken, fgd = _with_options(row.config, row.options), _with_options(twin.config, ())
+    loss, ref = broken.model.distill_losses.loss_fgd.loss, fgd.model.distill_losses.loss_fgd.loss
+    assert loss.type == 'ShuffledTeacherLoss'
+    assert loss.host == ref
+    assert 'mmkd_plugins.benchmark.power_check' in broken.custom_imports.imports
+    broken.model.distill_losses.loss_fgd = fgd.model.distill_losses.loss_fgd
+    assert broken.model == fgd.model
+
+
+def test_cuda_preset_moves_a_distiller_row_onto_the_larger_data():
+    suite, preset = SUITES['glyphs'], PRESETS['cuda']
+    args, root = preset_data_args(suite, preset)
+    assert root == 'data/glyphs-x2/'
+    assert args[args.index('--out') + 1] == 'data/glyphs-x2'
+    assert args[-5:] == ['--size', '256', '--scale-range', '24', '128']
+    row = suite.rows['fgd']
+    cfg = _with_options(row.config, preset_options(suite, preset, row))
+    assert cfg.model.student.endswith('retinanet_r18-w16_glyphs-x2.py')
+    assert cfg.model.teacher.endswith('retinanet_r50-w32_glyphs-x2.py')
+    assert cfg.train_dataloader.dataset.data_root == root
+    assert tuple(cfg.train_dataloader.dataset.pipeline[2].scale) == (256, 256)
+    assert tuple(cfg.val_dataloader.dataset.pipeline[1].scale) == (256, 256)
+    assert cfg.val_evaluator.ann_file == root + 'annotations/val.json'
+    # the detector rows are swapped whole for their x2 configs
+    for path in (STUDENT, TEACHER):
+        x2 = Config.fromfile(osp.join(ROOT, preset.config(path)))
+        assert x2.train_dataloader.dataset.data_root == root
+        assert x2.model.bbox_head.anchor_generator.octave_base_scale == 3
+    assert preset.config('configs/fgd/x.py') == 'configs/fgd/x.py'
+    assert PRESETS['cpu'].config(STUDENT) == STUDENT
+    assert preset_options(suite, PRESETS['cpu'], row) == []
