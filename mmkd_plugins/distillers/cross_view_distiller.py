@@ -371,7 +371,7 @@ class CrossViewDistiller(DetectionDistiller):
         valid = (cat['valid'], cat['valid']) if hom is not None else None
         return self.cross_view_loss(
             (cat['s_w'], cat['s_s']),
-            ((cat['t_w'], cat['t_w']), (cat['t_s'], cat['t_s'])), weights=valid)
+            ((cat['t_w'], cat['t_w']), (cat['t_s'], cat['t_s'])), valid=valid)
 
     def _roi_terms(self) -> Dict[str, Tensor]:
         n, samples = self._views
