@@ -108,16 +108,15 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     with scratch_runner(cfg, 'uet_regions') as runner:
         model = runner.model.eval()
-        spec = model.specs[args.loss]
-        if spec['teacher'] != 'neck':
-            parser.error(f'{args.loss}: teacher={spec["teacher"]!r}; this tool reads neck levels')
+        # With mc_dropout the distilled teacher module is the neck.
+        term = next(t for t in model.terms if t.name == args.loss)
         batches = iter(runner.build_dataloader(cfg.train_dataloader))
         sums = None
         with torch.no_grad():
             for _ in range(args.batches):
                 data = model.data_preprocessor(next(batches), True)
                 x, data_samples = data['inputs'], data['data_samples']
-                teacher = model._select(list(model.teacher.extract_feat(x)), spec, args.loss)
+                teacher = term.select(model.teacher.extract_feat(x))
                 samples = model.teacher_samples(x, args.loss)
                 stats = level_stats(samples, teacher, data_samples, x.shape[-2:], strength)
                 sums = stats if sums is None else [
