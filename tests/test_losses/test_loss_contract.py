@@ -80,7 +80,8 @@ def _weights(seed, shapes):
 
 @pytest.mark.parametrize('name', sorted(WEIGHTED))
 def test_weights_multiply_each_term(name):
-    """None equals ones bit for bit, and the loss is linear in the weights:
+    """None equals ones of any broadcastable shape bit for bit, and the loss
+    is linear in the weights:
     L(a w1 + b w2) - L(0) = a (L(w1) - L(0)) + b (L(w2) - L(0)); nothing is
     renormalised, so a constant k scales the weighted part by k."""
     make, extra = WEIGHTED[name]
@@ -92,8 +93,10 @@ def test_weights_multiply_each_term(name):
     def value(weights):
         return loss(s, t, weights=weights, **kw).double()
 
-    ones = tuple(torch.ones(x.shape[0], 1, *x.shape[2:]) for x in s)
-    assert torch.equal(value(None), value(ones))
+    for ones in (tuple(map(torch.ones_like, s)),
+                 tuple(torch.ones(x.shape[0], 1, *x.shape[2:]) for x in s),
+                 tuple(torch.ones(*x.shape[:2], 1, 1) for x in s)):
+        assert torch.equal(value(None), value(ones))
     zero = value(tuple(torch.zeros_like(w) for w in ones))
     for shapes in ([(2, 1, 4, 4), (2, 1, 2, 2)], [(2, 3, 1, 1), (2, 3, 1, 1)],
                    [(2, 3, 4, 4), (2, 3, 2, 2)]):

@@ -48,23 +48,6 @@ def test_value_matches_explicit_formula():
         explicit_mse(s, t, w), rel=1e-5)
 
 
-def test_uniform_weights_equal_none():
-    s = pair((2, 3, 4, 4))[0], pair((2, 3, 2, 2))[0]
-    t = pair((2, 3, 4, 4), 1)[0], pair((2, 3, 2, 2), 1)[0]
-    loss = FeatureMSELoss()
-    plain = loss(s, t)
-    assert torch.equal(loss(s, t, weights=tuple(map(torch.ones_like, s))),
-                       plain)
-    assert torch.equal(
-        loss(s, t, weights=(torch.ones(2, 1, 4, 4), torch.ones(2, 3, 1, 1))),
-        plain)
-    # Weights multiply, unnormalised (losses/base.py): constants scale each level.
-    const = (torch.full((2, 1, 4, 4), 3.), torch.full((2, 3, 1, 1), .2))
-    levels = [loss(s[i], t[i]) for i in range(2)]
-    assert torch.allclose(loss(s, t, weights=const), 3. * levels[0] + .2 * levels[1],
-                          rtol=1e-6)
-
-
 def test_non_uniform_weight_moves_value_as_expected():
     t = torch.zeros(1, 2, 3, 3)
     s = torch.full((1, 2, 3, 3), 0.1)

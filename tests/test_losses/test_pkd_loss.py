@@ -94,23 +94,6 @@ def test_constant_maps_have_finite_gradient():
     assert torch.isfinite(s.grad).all()
 
 
-def test_uniform_weights_equal_none():
-    s = pair((2, 3, 4, 4))[0], pair((2, 3, 2, 2))[0]
-    t = pair((2, 3, 4, 4), 1)[0], pair((2, 3, 2, 2), 1)[0]
-    loss = PKDLoss()
-    plain = loss(s, t)
-    assert torch.equal(loss(s, t, weights=tuple(map(torch.ones_like, s))),
-                       plain)
-    assert torch.equal(
-        loss(s, t, weights=(torch.ones(2, 1, 4, 4), torch.ones(2, 3, 1, 1))),
-        plain)
-    # Weights multiply, unnormalised (losses/base.py): constants scale each level.
-    const = (torch.full((2, 1, 4, 4), 0.3), torch.full((2, 3, 1, 1), 4.))
-    levels = [loss(s[i], t[i]) for i in range(2)]
-    assert torch.allclose(loss(s, t, weights=const), 0.3 * levels[0] + 4. * levels[1],
-                          rtol=1e-6)
-
-
 def test_non_uniform_weight_moves_value_as_expected():
     _, t = pair((1, 2, 4, 4))
     s = t.clone()
