@@ -1,5 +1,5 @@
-# UET on top of FGD: the FGD twin (../fgd/fgd_faster-rcnn-r50_faster-rcnn-r101_2x_coco.py) with its loss
-# wrapped by UncertaintyAwareLoss and Monte Carlo dropout on the teacher's
+# UET on top of FGD: the FGD twin (../fgd/fgd_faster-rcnn-r50_faster-rcnn-r101_2x_coco.py)
+# with its loss wrapped by UncertaintyAwareLoss and Monte Carlo dropout on the teacher's
 # backbone outputs (../_base_/distill/uet.py; at scale 0.5, P2 at 100x167 for
 # 800x1333 inputs). See docs/uet.md.
 _base_ = ['../fgd/fgd_faster-rcnn-r50_faster-rcnn-r101_2x_coco.py', '../_base_/distill/uet.py']

@@ -11,7 +11,8 @@ from .recorder import OutputRecorder
 __all__ = [
     'DetectionDistiller', 'Batch', 'Features', 'Step', 'Probe', 'DistillTerm', 'SingleView',
     'WholeBatch', 'FeatureTerm', 'MCDropout', 'TwoViews', 'CrossViewTerm', 'GroupDRO',
-    'CrossViewDistiller', 'GroupDRODistiller', 'GroupDROCrossViewDistiller', 'warp_dense', 'project_rois',
+    'CrossViewDistiller', 'GroupDRODistiller', 'GroupDROCrossViewDistiller', 'warp_dense',
+    'project_rois',
     'OutputRecorder', 'is_distiller_type'
 ]
 
