@@ -43,8 +43,16 @@ def _normalised(cfg_dict):
     return cfg_dict
 
 
+def settings(path):
+    """A config's settings: its dict without the fragments' own variables
+    (``kd_*`` from configs/_base_/distill/, ``cv_*`` from the two-view base),
+    which are definitions; the settings show where the config places them."""
+    cfg = Config.fromfile(path).to_dict()
+    return {k: v for k, v in cfg.items() if not k.startswith(('kd_', 'cv_'))}
+
+
 def _load(path):
-    return _normalised(Config.fromfile(osp.join(REPO, path)).to_dict())
+    return _normalised(settings(osp.join(REPO, path)))
 
 
 def _differing(a, b):
@@ -87,8 +95,8 @@ def test_group_balanced_config_changes_only_the_sampler():
 
 
 def test_cross_view_feature_losses_are_their_single_view_twins():
-    """configs/cross_view/ cannot inherit the feature losses (another base),
-    so they copy them: the copies must stay equal to the FGD and UET demos."""
+    """configs/cross_view/ place the same fragments (configs/_base_/distill/)
+    as the FGD and UET demos: their feature losses must stay equal."""
     cv = 'configs/cross_view/'
     pair = 'retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py'
     fgd = _load('configs/fgd/fgd_' + pair)['model']['distill_losses']
@@ -98,3 +106,16 @@ def test_cross_view_feature_losses_are_their_single_view_twins():
     # The single-view twin of crld-fgd: logit KD plus the same FGD loss.
     kd = _load(cv + 'kd_' + pair)['model']['distill_losses']
     assert _load(cv + 'kd-fgd_' + pair)['model']['distill_losses'] == {**kd, **fgd}
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, REPO))
+def test_fragment_variables_name_no_plugin_type(path):
+    """The fragments' top-level variables stay in the student config that
+    tools/export_student.py writes; an mmkd_plugins type among them would make
+    the exported student need mmkd_plugins (configs place the types)."""
+    from mmkd_plugins.export import _plugin_types
+    cfg = Config.fromfile(path).to_dict()
+    fragments = {k: v for k, v in cfg.items() if k.startswith(('kd_', 'cv_'))}
+    assert not _plugin_types(fragments)
+    if 'digits' in path and is_distiller_type(cfg['model']['type']):
+        assert fragments  # the demo distillation configs do use fragments

@@ -3,7 +3,7 @@ import glob
 import os.path as osp
 
 import pytest
-from mmengine.config import Config
+from test_configs import settings
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 UET = sorted(glob.glob(osp.join(REPO, 'configs', 'uet', 'uet-fgd_*.py')))
@@ -16,8 +16,8 @@ def test_one_uet_config_per_fgd_config():
 
 @pytest.mark.parametrize('path', UET, ids=osp.basename)
 def test_uet_config_changes_only_the_loss_spec(path):
-    uet = Config.fromfile(path).to_dict()
-    twin = Config.fromfile(path.replace('/uet/uet-fgd_', '/fgd/fgd_')).to_dict()
+    uet = settings(path)
+    twin = settings(path.replace('/uet/uet-fgd_', '/fgd/fgd_'))
     uet_spec = uet['model']['distill_losses'].pop('loss_fgd')
     twin_spec = twin['model']['distill_losses'].pop('loss_fgd')
     assert uet == twin

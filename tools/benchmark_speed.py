@@ -21,17 +21,18 @@ settings::
         --variant uet4=configs/uet/Y.py \\
         --set uet4.model.distill_losses.loss_fgd.mc_dropout.passes=4
 
-A ``CrossViewDistiller`` variant gets each image as a weak view (as is) and
-a strong view (photometric change, same boxes): the same N images, 2N
-forward passes per model::
+A two-view variant (``views=TwoViews``, e.g. ``CrossViewDistiller``) gets
+each image as a weak view (as is) and a strong view (photometric change,
+same boxes): the same N images, 2N forward passes per model::
 
     python tools/benchmark_speed.py --variant student=configs/demo/retinanet_r18-w16_digits.py \\
         --variant kd=configs/cross_view/kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py \\
         --variant crld=configs/cross_view/crld_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py
 
-A ``GroupDRODistiller`` variant gets the synthetic images' groups
-round-robin from its ``groups`` (a batch of 8 over 4 groups: 4 sub-batches
-of 2, the most sub-batches that batch can have)::
+A group-DRO variant (``objective=GroupDRO``, e.g. ``GroupDRODistiller``)
+gets the synthetic images' groups round-robin from its ``groups`` (a batch
+of 8 over 4 groups: 4 sub-batches of 2, the most sub-batches that batch can
+have)::
 
     python tools/benchmark_speed.py \\
         --variant kd=configs/group_dro/kd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits-imbalanced.py \\
@@ -101,24 +102,26 @@ def make_data(batch: int, size, num_classes: int, boxes: int, seed: int = 0):
 
 def with_groups(data: dict, model) -> dict:
     """``data`` with a ``group`` in each sample's metainfo, round-robin over
-    the model's ``groups`` when it is a ``GroupDRODistiller`` (the synthetic
-    samples have none); other models get ``data`` unchanged."""
-    from mmkd_plugins.distillers import GroupDRODistiller
-    if not isinstance(model, GroupDRODistiller):
+    the objective's ``groups`` when the model trains with group DRO (the
+    synthetic samples have none); other models get ``data`` unchanged."""
+    from mmkd_plugins.distillers import GroupDRO
+    dro = getattr(model, 'objective', None)
+    if not isinstance(dro, GroupDRO):
         return data
     data = copy.deepcopy(data)
     for i, sample in enumerate(data['data_samples']):
-        sample.set_metainfo({model.group_key: model.groups[i % len(model.groups)]})
+        sample.set_metainfo({dro.group_key: dro.groups[i % len(dro.groups)]})
     return data
 
 
 def with_views(data: dict, model) -> dict:
-    """For a ``CrossViewDistiller``: ``data`` as two views, the weak one the
-    images as they are and the strong one a photometric change of them
-    (contrast, brightness, one cut-out square) with the same boxes, the way
-    the two-view pipeline makes them. Other models get ``data`` unchanged."""
-    from mmkd_plugins.distillers import CrossViewDistiller
-    if not isinstance(model, CrossViewDistiller):
+    """For a model that trains on two views (``TwoViews``): ``data`` as two
+    views, the weak one the images as they are and the strong one a
+    photometric change of them (contrast, brightness, one cut-out square)
+    with the same boxes, the way the two-view pipeline makes them. Other
+    models get ``data`` unchanged."""
+    from mmkd_plugins.distillers import TwoViews
+    if not isinstance(getattr(model, 'views', None), TwoViews):
         return data
     strong = []
     for img in data['inputs']:

@@ -29,22 +29,17 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def box_mask(bboxes: Tensor, input_hw: Sequence[int], feat_hw: Sequence[int]) -> Tensor:
-    """(H, W) bool map of the feature cells that a box covers, even partly.
+    """(H, W) bool map of FGD's foreground cells of the boxes on a level
+    (:func:`~mmkd_plugins.losses.fgd_masks`), so that "inside the boxes" is
+    the region FGD's foreground term weighs.
 
     Args:
         bboxes (Tensor): (K, 4) boxes ``x1, y1, x2, y2`` in input pixels.
         input_hw (tuple): The network input's (height, width).
         feat_hw (tuple): The level's (H, W).
     """
-    h, w = feat_hw
-    sy, sx = input_hw[0] / h, input_hw[1] / w
-    mask = torch.zeros(h, w, dtype=torch.bool)
-    for x1, y1, x2, y2 in bboxes.tolist():
-        r0, r1 = max(int(y1 // sy), 0), min(int(y2 // sy), h - 1)
-        c0, c1 = max(int(x1 // sx), 0), min(int(x2 // sx), w - 1)
-        if r1 >= r0 and c1 >= c0:
-            mask[r0:r1 + 1, c0:c1 + 1] = True
-    return mask
+    from mmkd_plugins.losses import fgd_masks
+    return fgd_masks([bboxes], input_hw, feat_hw)[0][0, 0] > 0
 
 
 def inside_outside(values: Tensor, masks: Tensor) -> Dict[str, float]:
@@ -108,16 +103,15 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     with scratch_runner(cfg, 'uet_regions') as runner:
         model = runner.model.eval()
-        spec = model.specs[args.loss]
-        if spec['teacher'] != 'neck':
-            parser.error(f'{args.loss}: teacher={spec["teacher"]!r}; this tool reads neck levels')
+        # With mc_dropout the distilled teacher module is the neck.
+        term = next(t for t in model.terms if t.name == args.loss)
         batches = iter(runner.build_dataloader(cfg.train_dataloader))
         sums = None
         with torch.no_grad():
             for _ in range(args.batches):
                 data = model.data_preprocessor(next(batches), True)
                 x, data_samples = data['inputs'], data['data_samples']
-                teacher = model._select(list(model.teacher.extract_feat(x)), spec, args.loss)
+                teacher = term.select(model.teacher.extract_feat(x))
                 samples = model.teacher_samples(x, args.loss)
                 stats = level_stats(samples, teacher, data_samples, x.shape[-2:], strength)
                 sums = stats if sums is None else [

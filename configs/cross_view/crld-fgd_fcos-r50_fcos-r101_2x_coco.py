@@ -6,9 +6,6 @@
 _base_ = [
     '../fgd/fgd_fcos-r50_fcos-r101_2x_coco.py',
     './_base_/two_view_pipelines.py']
-model = dict(
-    type='CrossViewDistiller',
-    cross_view=dict(
-        loss=dict(type='CrossViewLoss', within_weight=2.0, cross_weight=0.5,
-                  temperature=1.0, tau_weak=0.9, tau_strong=0.2)))
+model = dict(type='CrossViewDistiller',
+             cross_view=dict(loss=dict(_base_.cv_crld, type='CrossViewLoss')))
 train_dataloader = dict(dataset=dict(pipeline={{_base_.cv_coco_train_pipeline}}))

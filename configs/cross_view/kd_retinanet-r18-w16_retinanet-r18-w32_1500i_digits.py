@@ -1,15 +1,10 @@
 # Single-view logit distillation on the demo data: the baseline of cross-view
 # (CRLD) distillation. Per-class binary KL between the teacher's and the
 # student's sigmoid class maps (DenseKDLoss), one view, no confidence masks.
-_base_ = ['../demo/retinanet_r18-w16_digits.py']
+_base_ = ['../demo/retinanet_r18-w16_digits.py', '../_base_/distill/demo.py']
 custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
 model = dict(
-    _delete_=True,
-    type='DetectionDistiller',
-    student='{{fileDirname}}/../demo/retinanet_r18-w16_digits.py',
-    teacher='{{fileDirname}}/../demo/retinanet_r18-w32_digits.py',
-    # Written by `make demo` (tools/demo.py passes the path it trained).
-    teacher_ckpt='work_dirs/demo/teacher/iter_1500.pth',
+    _base_.kd_demo, _delete_=True, type='DetectionDistiller',
     distill_losses=dict(
         loss_kd=dict(
             student='bbox_head.retina_cls', teacher='bbox_head.retina_cls',

@@ -1,18 +1,9 @@
-# UET on top of FGD: the FGD twin (../fgd/fgd_faster-rcnn-r50_faster-rcnn-r101_2x_coco.py) with its
-# loss wrapped by UncertaintyAwareLoss and Monte Carlo dropout on the
-# teacher's backbone outputs (8 passes of the teacher's FPN, batched).
-# scale=0.5: the passes run at half resolution (P2 at 100x167 for 800x1333
-# inputs), which keeps the 8 passes cheap; scale=1.0 is the full-resolution
-# estimate (see README.md in this folder for the cost of both).
-# See docs/uet.md.
-_base_ = ['../fgd/fgd_faster-rcnn-r50_faster-rcnn-r101_2x_coco.py']
-model = dict(
-    distill_losses=dict(
-        loss_fgd=dict(
-            mc_dropout=dict(p=0.1, passes=8, placement='backbone', reduce='spatial',
-                            scale=0.5),
-            loss=dict(
-                _delete_=True,
-                type='UncertaintyAwareLoss', mode='weight', strength=1.0,
-                # The FGD twin's loss, unchanged.
-                host={{_base_.model.distill_losses.loss_fgd.loss}}))))
+# UET on top of FGD: the FGD twin (../fgd/fgd_faster-rcnn-r50_faster-rcnn-r101_2x_coco.py)
+# with its loss wrapped by UncertaintyAwareLoss and Monte Carlo dropout on the teacher's
+# backbone outputs (../_base_/distill/uet.py; at scale 0.5, P2 at 100x167 for
+# 800x1333 inputs). See docs/uet.md.
+_base_ = ['../fgd/fgd_faster-rcnn-r50_faster-rcnn-r101_2x_coco.py', '../_base_/distill/uet.py']
+model = dict(distill_losses=dict(loss_fgd=dict(
+    mc_dropout=_base_.kd_uet_mc_dropout,
+    loss=dict(_base_.kd_uet, _delete_=True, type='UncertaintyAwareLoss',
+              host=_base_.model.distill_losses.loss_fgd.loss))))

@@ -1,18 +1,26 @@
-from .cross_view_distiller import (CrossViewDistiller, TwoViewDataPreprocessor,
-                                   warp_dense)
+"""The distiller and the parts methods are composed of (see ``parts.py``)."""
+from .cross_view_distiller import (CrossViewDistiller, CrossViewTerm, TwoViews,
+                                   project_rois, warp_dense)
 from .detection_distiller import DetectionDistiller
-from .group_dro_distiller import GroupDROCrossViewDistiller, GroupDRODistiller
+from .feature_term import FeatureTerm
+from .group_dro_distiller import GroupDRO, GroupDROCrossViewDistiller, GroupDRODistiller
+from .mc_dropout import MCDropout
+from .parts import Batch, DistillTerm, Features, Probe, SingleView, Step, WholeBatch
 from .recorder import OutputRecorder
 
 __all__ = [
-    'CrossViewDistiller', 'TwoViewDataPreprocessor', 'warp_dense', 'DetectionDistiller',
-    'GroupDRODistiller', 'GroupDROCrossViewDistiller', 'OutputRecorder', 'is_distiller_type'
+    'DetectionDistiller', 'Batch', 'Features', 'Step', 'Probe', 'DistillTerm', 'SingleView',
+    'WholeBatch', 'FeatureTerm', 'MCDropout', 'TwoViews', 'CrossViewTerm', 'GroupDRO',
+    'CrossViewDistiller', 'GroupDRODistiller', 'GroupDROCrossViewDistiller', 'warp_dense',
+    'project_rois',
+    'OutputRecorder', 'is_distiller_type'
 ]
 
 
 def is_distiller_type(model_type) -> bool:
     """Whether a config's ``model.type`` (a registry name or a class) is
-    :class:`DetectionDistiller` or a subclass (e.g. ``GroupDRODistiller``)."""
+    :class:`DetectionDistiller` or one of its registered aliases (e.g.
+    ``GroupDRODistiller``)."""
     from mmdet.registry import MODELS
     cls = MODELS.get(model_type) if isinstance(model_type, str) else model_type
     return isinstance(cls, type) and issubclass(cls, DetectionDistiller)

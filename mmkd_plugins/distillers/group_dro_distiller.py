@@ -6,12 +6,13 @@ groups lag behind. Group DRO (Sagawa et al., ICLR 2020,
 https://arxiv.org/abs/1911.08731; applied to KD by Vilouras et al., MLMI
 2023) minimises a weighted sum of the per-group losses instead, with weights
 ``q`` moved by exponentiated gradient ascent towards the groups that do
-worst. This distiller wraps any :class:`DetectionDistiller` configuration
-(FGD, FGD + UET, ...): it only calls the parent's ``loss`` once per group.
+worst. :class:`GroupDRO` is an objective (:mod:`.parts`), so it wraps any
+distiller configuration (FGD, FGD + UET, cross-view, ...): it only calls the
+distiller's ``step`` once per group.
 
 Each training iteration, with ``P`` the groups present in the batch:
 
-1. per group ``g`` in ``P``: ``l_g`` = the sum of the parent's loss entries
+1. per group ``g`` in ``P``: ``l_g`` = the sum of the step's loss entries
    (detection + distillation) on the images of ``g`` alone (a sub-batch; the
    sub-batches partition the batch);
 2. ``q_g <- q_g * exp(eta * l_g)`` for ``g`` in ``P``, rescaled so that the
@@ -29,28 +30,31 @@ smaller gradient). With all groups present the two agree.
 Things to know:
 
 * The student's backbone and neck run once on the whole batch
-  (``shared_features=True``), so BatchNorm sees the whole batch; the heads,
-  the teacher and the distillation losses run per group on slices. (With
-  ``False``, or a two-view batch, the whole parent loss runs per group and
-  BatchNorm normalises each group by its own statistics.)
+  (:meth:`DetectionDistiller.student_features`), so BatchNorm sees the whole
+  batch, as it does at test time; the heads, the teacher and the terms run
+  per group on slices. A two-view batch still runs the whole step per group
+  (BatchNorm normalising each group by its own statistics), as
+  ``configs/group_dro/group-dro-crld_*`` was trained; sharing it too would
+  change that config's numbers, so it is left for a measured change.
 * Under DDP the per-group losses are all-reduced before the update (mean
   over all ranks' images of the group, weighted by image count), so every
   rank holds the same ``q``; each rank's objective uses the groups present
   in its own batch.
-* ``q`` is the buffer ``group_weights`` (order: sorted ``groups``): it is in
-  ``state_dict``, hence in checkpoints, and ``--resume`` restores it. It is
-  updated only in training mode.
+* ``q`` is the distiller's buffer ``group_weights`` (order: sorted
+  ``groups``): it is in ``state_dict``, hence in checkpoints, and
+  ``--resume`` restores it. It is updated only in training mode.
 """
-from contextlib import contextmanager, nullcontext
 from typing import Dict, List, Sequence
 
 import torch
 from mmengine.dist import all_reduce
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmdet.registry import MODELS
-from .cross_view_distiller import CrossViewDistiller
+from ..checks import check_number
+from .cross_view_distiller import cross_view_parts
 from .detection_distiller import DetectionDistiller
+from .parts import Batch
 
 
 def exponentiated_gradient_step(weights: Tensor, losses: Tensor, present: Tensor,
@@ -79,20 +83,30 @@ def exponentiated_gradient_step(weights: Tensor, losses: Tensor, present: Tensor
     return new
 
 
-def _subset(inputs, data_samples, idx: List[int], total: int):
-    """Images ``idx`` of a batch: a tensor and a sample list, or dicts of
-    them (one per view)."""
-    if isinstance(inputs, dict):
-        pairs = [_subset(inputs[v], data_samples[v], idx, total) for v in inputs]
-        return ({v: p[0] for v, p in zip(inputs, pairs)},
-                {v: p[1] for v, p in zip(inputs, pairs)})
-    sub = inputs if len(idx) == total else inputs[torch.tensor(idx, device=inputs.device)]
-    return sub, [data_samples[i] for i in idx]
+def _check_groups(groups) -> None:
+    if groups is None:
+        raise ValueError('groups is required: the names of all groups, e.g. '
+                         "groups=['plain', 'gradient', 'texture', 'photo']")
+    if isinstance(groups, str) or not isinstance(groups, Sequence):
+        raise ValueError(f'groups must be a list of group names, got {groups!r}')
+    if len(groups) == 0:
+        raise ValueError('groups is empty: list the group names, e.g. '
+                         "groups=['plain', 'gradient', 'texture', 'photo']")
+    bad = [g for g in groups if not isinstance(g, str) or not g]
+    if bad:
+        raise ValueError(f'groups must be non-empty strings, got {bad}')
+    dup = sorted({g for g in groups if list(groups).count(g) > 1})
+    if dup:
+        raise ValueError(f'groups has duplicates: {dup}')
+    lossy = [g for g in groups if 'loss' in g]
+    if lossy:
+        raise ValueError(f'groups {lossy}: a group name must not contain "loss" '
+                         '(mmengine would sum its logged diagnostics into the loss)')
 
 
 @MODELS.register_module()
-class GroupDRODistiller(DetectionDistiller):
-    """A :class:`DetectionDistiller` trained with the group-DRO objective.
+class GroupDRO:
+    """The group-DRO objective (module docstring) over any distiller.
 
     Args:
         groups (Sequence[str]): Names of all groups (non-empty, unique, no
@@ -104,95 +118,30 @@ class GroupDRODistiller(DetectionDistiller):
         group_key (str): Key of a data sample's metainfo that names its
             group (``GroupCocoDataset`` fills ``'group'``; add it to
             ``PackDetInputs``' ``meta_keys``). Default ``'group'``.
-        shared_features (bool): Run the student's backbone and neck once on
-            the whole batch and slice their outputs per group (default).
-            BatchNorm then normalises with whole-batch statistics, as at
-            test time it uses one set of running statistics for all groups;
-            False runs the whole student per group (each group's images
-            normalised by their own statistics: the first implementation,
-            which trained markedly worse, see docs/benchmarks.md). Two-view
-            (cross-view) batches always run per group.
-        **kwargs: Arguments of :class:`DetectionDistiller`.
 
-    ``loss`` returns ``loss_group_dro`` (the objective, the one entry that
+    The loss dict holds ``loss_group_dro`` (the objective, the one entry that
     mmengine sums), and for logging only: ``gq_<group>`` (weight, every
     group), ``gl_<group>`` (the group loss used in the update; only for the
     groups present in the batch (of any rank), so that logged averages are
-    not dragged to 0 by absent groups), and ``part_<x>`` for each parent
-    entry ``loss_<x>`` (its ``q``-weighted value; the parts sum to
+    not dragged to 0 by absent groups), and ``part_<x>`` for each step entry
+    ``loss_<x>`` (its ``q``-weighted value; the parts sum to
     ``loss_group_dro``).
     """
 
     def __init__(self, groups: Sequence[str] = None, step_size: float = 0.01,
-                 group_key: str = 'group', shared_features: bool = True, **kwargs):
-        self._check_args(groups, step_size, group_key)
-        super().__init__(**kwargs)
-        self.shared_features = bool(shared_features)
-        self.groups = tuple(sorted(groups))
-        self.step_size = float(step_size)
-        self.group_key = group_key
-        self._index = {g: i for i, g in enumerate(self.groups)}
-        self.register_buffer('group_weights',
-                             torch.full((len(self.groups),), 1.0 / len(self.groups)))
-
-    @staticmethod
-    def _check_args(groups, step_size, group_key) -> None:
-        if groups is None:
-            raise ValueError('groups is required: the names of all groups, e.g. '
-                             "groups=['plain', 'gradient', 'texture', 'photo']")
-        if isinstance(groups, str) or not isinstance(groups, Sequence):
-            raise ValueError(f'groups must be a list of group names, got {groups!r}')
-        if len(groups) == 0:
-            raise ValueError('groups is empty: list the group names, e.g. '
-                             "groups=['plain', 'gradient', 'texture', 'photo']")
-        bad = [g for g in groups if not isinstance(g, str) or not g]
-        if bad:
-            raise ValueError(f'groups must be non-empty strings, got {bad}')
-        dup = sorted({g for g in groups if list(groups).count(g) > 1})
-        if dup:
-            raise ValueError(f'groups has duplicates: {dup}')
-        lossy = [g for g in groups if 'loss' in g]
-        if lossy:
-            raise ValueError(f'groups {lossy}: a group name must not contain "loss" '
-                             '(mmengine would sum its logged diagnostics into the loss)')
-        if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) \
-                or not step_size > 0 or step_size == float('inf'):
-            raise ValueError(f'step_size must be a finite number > 0, got {step_size!r}')
+                 group_key: str = 'group'):
+        _check_groups(groups)
+        self.step_size = check_number('step_size', step_size, inclusive=False)
         if not isinstance(group_key, str) or not group_key:
             raise ValueError(f'group_key must be a non-empty string, got {group_key!r}')
+        self.groups = tuple(sorted(groups))
+        self.group_key = group_key
+        self._index = {g: i for i, g in enumerate(self.groups)}
 
-    def _shared_features(self, inputs):
-        """The student's backbone and neck on the whole batch, once, with
-        the records of that pass; None for two-view (dict) batches."""
-        if isinstance(inputs, dict):
-            return None
-        rec = self._student_rec
-        with rec.record() if rec is not None else nullcontext():
-            feats = self.student.extract_feat(inputs)
-        if rec is None:
-            return feats, {}
-        records = rec.recorded()
-        rec.clear()
-        return feats, records
-
-    @contextmanager
-    def _features_of(self, shared, idx: List[int]):
-        """Within the block the student's ``extract_feat`` returns the rows
-        ``idx`` of the shared pass, and its records start from them."""
-        if shared is None:
-            yield
-            return
-        feats, records = shared
-        index = torch.tensor(idx, device=feats[0].device)
-        sub = tuple(f.index_select(0, index) for f in feats)
-        self._student_preset = {n: tuple(t.index_select(0, index) for t in levels)
-                                for n, levels in records.items()}
-        self.student.extract_feat = lambda _inputs: sub
-        try:
-            yield
-        finally:
-            del self.student.extract_feat
-            self._student_preset = None
+    def attach(self, distiller: nn.Module) -> None:
+        """``q``, uniform, as the distiller's buffer ``group_weights``."""
+        distiller.register_buffer('group_weights',
+                                  torch.full((len(self.groups),), 1.0 / len(self.groups)))
 
     def _group_of(self, sample) -> int:
         meta = sample.metainfo
@@ -208,41 +157,32 @@ class GroupDRODistiller(DetectionDistiller):
                              f'one of groups={list(self.groups)}')
         return self._index[name]
 
-    def loss(self, inputs: Tensor, data_samples) -> Dict[str, Tensor]:
-        """The group-DRO objective over the batch (module docstring).
+    def __call__(self, distiller: nn.Module, batch: Batch) -> Dict[str, Tensor]:
+        """The group-DRO objective over ``batch`` (module docstring).
 
         Args:
-            inputs (Tensor | dict): Preprocessed images, shape (N, 3, H, W),
-                or ``{view: images}`` for a cross-view parent.
-            data_samples (list[DetDataSample] | dict): N samples whose
-                metainfo holds ``group_key`` (or ``{view: samples}``).
+            distiller (DetectionDistiller): Runs the steps; holds ``q``.
+            batch (Batch): Its first view's samples name the groups (every
+                view is split alike).
 
         Returns:
             dict[str, Tensor]: ``loss_group_dro`` and logged diagnostics
             (class docstring), all scalars.
         """
-        # Two-view batches (a cross-view parent) are dicts of views; the
-        # weak view's samples name the groups and both views are split alike.
-        first = next(iter(inputs.values())) if isinstance(inputs, dict) else inputs
-        samples = next(iter(data_samples.values())) if isinstance(data_samples, dict) \
-            else data_samples
-        if first.shape[0] == 0:
-            raise ValueError('empty batch: the distiller received 0 images')
-        members = [self._group_of(s) for s in samples]
+        members = [self._group_of(s) for s in batch.data_samples[:batch.num_images]]
         present = sorted(set(members))
         per_group: Dict[int, Dict[str, Tensor]] = {}
         totals: List[Tensor] = []
-        shared = self._shared_features(inputs) if self.shared_features else None
+        shared = distiller.student_features(batch) if batch.num_views == 1 else None
         for g in present:
             idx = [i for i, m in enumerate(members) if m == g]
-            sub = _subset(inputs, data_samples, idx, len(members))
-            with self._features_of(shared, idx):
-                losses = super().loss(*sub)
-            per_group[g] = {k: self._scalar(v) for k, v in losses.items()}
-            totals.append(self.parse_losses(losses)[0])
+            losses = distiller.step(batch.select(idx), shared and shared.select(idx))
+            total, per_group[g] = distiller.parse_losses(losses)
+            del per_group[g]['loss']  # the step's total, logged as gl_<group>
+            totals.append(total)
 
         G = len(self.groups)
-        weights = self.group_weights
+        weights = distiller.group_weights
         counts = torch.zeros(G, device=weights.device, dtype=weights.dtype)
         sums = torch.zeros_like(counts)
         for g, total in zip(present, totals):
@@ -253,10 +193,10 @@ class GroupDRODistiller(DetectionDistiller):
         all_reduce(stats)  # no-op unless distributed
         global_present = stats[1] > 0
         group_loss = stats[0] / stats[1].clamp(min=1)
-        if self.training:
+        if distiller.training:
             weights = exponentiated_gradient_step(weights, group_loss, global_present,
                                                   self.step_size)
-            self.group_weights.copy_(weights)
+            distiller.group_weights.copy_(weights)
 
         local = weights[present]
         local = local / local.sum().clamp(min=torch.finfo(local.dtype).tiny)
@@ -273,19 +213,37 @@ class GroupDRODistiller(DetectionDistiller):
                 out[f'gl_{name}'] = group_loss[g].detach().clone()
         return out
 
-    @staticmethod
-    def _scalar(value) -> Tensor:
-        # The reduction mmengine's parse_losses applies to one entry.
-        if isinstance(value, Tensor):
-            return value.mean()
-        return sum(v.mean() for v in value)
+
+@MODELS.register_module()
+class GroupDRODistiller(DetectionDistiller):
+    """``DetectionDistiller(objective=GroupDRO(groups, step_size, group_key))``,
+    the registered name of the group-DRO configs.
+
+    Args:
+        groups, step_size, group_key: See :class:`GroupDRO`.
+        **kwargs: Arguments of :class:`DetectionDistiller`.
+    """
+
+    def __init__(self, groups: Sequence[str] = None, step_size: float = 0.01,
+                 group_key: str = 'group', **kwargs):
+        super().__init__(objective=GroupDRO(groups, step_size, group_key), **kwargs)
 
 
 @MODELS.register_module()
-class GroupDROCrossViewDistiller(GroupDRODistiller, CrossViewDistiller):
-    """Group DRO over :class:`CrossViewDistiller`: each group's loss is the
-    cross-view distiller's full loss (detection on both views, feature
-    losses, within- and cross-view terms) on that group's images, both views
-    split alike. Arguments: those of both parents (``groups``,
-    ``step_size``, ``group_key``, ``cross_view``, ...).
+class GroupDROCrossViewDistiller(DetectionDistiller):
+    """Group DRO over cross-view distillation, composed: the views and term
+    of :class:`~mmkd_plugins.distillers.CrossViewDistiller` with the
+    :class:`GroupDRO` objective. Each group's loss is the whole cross-view
+    step (detection on both views, feature losses, within- and cross-view
+    terms) on that group's images, both views split alike.
+
+    Args:
+        groups, step_size, group_key: See :class:`GroupDRO`.
+        cross_view (dict): See :class:`~mmkd_plugins.distillers.CrossViewDistiller`.
+        **kwargs: Arguments of :class:`DetectionDistiller`.
     """
+
+    def __init__(self, groups: Sequence[str] = None, step_size: float = 0.01,
+                 group_key: str = 'group', cross_view: dict = None, **kwargs):
+        super().__init__(objective=GroupDRO(groups, step_size, group_key),
+                         **cross_view_parts(cross_view), **kwargs)

@@ -2,9 +2,10 @@
 stage, batched into a single forward call.
 
 Used by UET (Yi et al., arXiv 2406.06999, 2024; see ``docs/uet.md``). A distillation spec with
-``mc_dropout=dict(p, passes, placement, reduce, scale)`` makes
-:class:`~mmkd_plugins.distillers.DetectionDistiller` hand its loss the
-teacher's ``passes`` stochastic versions of the distilled neck levels.
+``mc_dropout=dict(p, passes, placement, reduce, scale)`` gives its
+:class:`~mmkd_plugins.distillers.FeatureTerm` a teacher-side provider,
+:class:`MCDropout`, which hands the term's loss the teacher's ``passes``
+stochastic versions of the distilled neck levels.
 
 Why the dropout sits *before* a teacher stage: dropout applied to the
 distilled map itself has variance ``F^2 p / (1 - p)`` at every element, a
@@ -34,18 +35,20 @@ passes on the stage's inputs average-pooled to ``ceil(scale * size)``, which
 divides their cost by about ``1 / scale^2``; the samples then have the lower
 resolution, and the loss upsamples the uncertainty map it derives from them.
 """
+import inspect
 import math
 import numbers
 from contextlib import contextmanager
-from typing import Sequence, Tuple
+from typing import Callable, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import PLACEMENTS, check_mc_options
+from .detectors import dense_head
+
 MC_DEFAULTS = dict(p=0.1, passes=8, placement='backbone', reduce='spatial', scale=1.0)
-PLACEMENTS = ('backbone', 'neck', 'head')
-REDUCES = ('spatial', 'channel', 'both')
 
 
 def parse_mc_dropout(cfg, key: str) -> dict:
@@ -54,8 +57,8 @@ def parse_mc_dropout(cfg, key: str) -> dict:
     Args:
         cfg (dict): Any of ``p`` (dropout rate in [0, 1), default 0.1),
             ``passes`` (T >= 2, default 8), ``placement`` (one of
-            :data:`PLACEMENTS`, default ``'backbone'``), ``reduce`` (one
-            of :data:`REDUCES`, default ``'spatial'``) and ``scale``
+            :data:`~mmkd_plugins.checks.PLACEMENTS`, default ``'backbone'``), ``reduce`` (one
+            of :data:`~mmkd_plugins.checks.REDUCES`, default ``'spatial'``) and ``scale``
             (resolution of the passes relative to the teacher's, in (0, 1],
             default 1).
         key (str): Config key of the spec, e.g.
@@ -81,29 +84,8 @@ def parse_mc_dropout(cfg, key: str) -> dict:
     if isinstance(passes, bool) or not isinstance(passes, numbers.Integral) or passes < 2:
         raise ValueError(f'{key}.passes must be an int >= 2 (a variance needs two '
                          f'samples), got {passes!r}')
-    if mc['placement'] not in PLACEMENTS:
-        raise ValueError(f'{key}.placement must be one of {PLACEMENTS}, '
-                         f'got {mc["placement"]!r}')
-    if mc['reduce'] not in REDUCES:
-        raise ValueError(f'{key}.reduce must be one of {REDUCES}, got {mc["reduce"]!r}')
-    scale = mc['scale']
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not 0 < scale <= 1:
-        raise ValueError(f'{key}.scale must be in (0, 1], got {scale!r}')
-    if mc['placement'] == 'head' and mc['reduce'] != 'spatial':
-        raise ValueError(
-            f"{key}.reduce={mc['reduce']!r} with placement='head': the head's "
-            "outputs have the neck's spatial size but not its channels, so only "
-            "reduce='spatial' applies")
+    scale = check_mc_options(mc['placement'], mc['reduce'], mc['scale'], f'{key}.')
     return dict(mc, p=float(p), passes=int(passes), scale=float(scale))
-
-
-def dense_head(detector: nn.Module) -> nn.Module:
-    """The detector's dense head: ``bbox_head`` of a one-stage detector,
-    ``rpn_head`` of a two-stage one (``None`` if it has neither)."""
-    for name in ('rpn_head', 'bbox_head'):
-        if getattr(detector, name, None) is not None:
-            return getattr(detector, name)
-    return None
 
 
 def check_placement(detector: nn.Module, placement: str, key: str) -> None:
@@ -222,3 +204,62 @@ def mc_teacher_samples(detector: nn.Module, feats: Sequence[Tensor], p: float,
     else:
         raise ValueError(f'unknown placement {placement!r}; use one of {PLACEMENTS}')
     return tuple(split_passes(o, passes) for o in out)
+
+
+class MCDropout:
+    """UET's teacher-side provider: T stochastic versions of the distilled
+    neck levels, for the loss's ``teacher_samples``.
+
+    Reads the teacher's recorded deterministic pass (the backbone outputs,
+    or the neck outputs for ``'head'``), so that only the repeated stage
+    runs again, T times in one batched call.
+
+    Args:
+        cfg (dict): The spec's ``mc_dropout`` (see :func:`parse_mc_dropout`).
+        teacher (nn.Module): The teacher detector.
+        key (str): The config key of ``cfg``, for messages.
+    """
+
+    def __init__(self, cfg, teacher: nn.Module, key: str):
+        self.cfg = parse_mc_dropout(cfg, key)
+        check_placement(teacher, self.cfg['placement'], key)
+        self.teacher, self.key = teacher, key
+        # What the repeated stage reads from the deterministic pass.
+        self.source = 'neck' if self.cfg['placement'] == 'head' else 'backbone'
+        self.teacher_modules = {self.source}
+
+    def __call__(self, records) -> Tuple[Tensor, ...]:
+        """One (T, N, C, H', W') tensor per neck level, from ``records``
+        (anything with ``get(name) -> levels``: a recorder or a dict)."""
+        mc = self.cfg
+        return mc_teacher_samples(self.teacher, records.get(self.source), mc['p'],
+                                  mc['passes'], mc['placement'], mc['scale'])
+
+    def fill_loss_config(self, cls: type, cfg: dict, key: str) -> None:
+        """Give the loss config ``cfg`` the ``reduce``, ``placement`` and
+        ``scale`` it takes, which must not contradict this spec's."""
+        params = inspect.signature(cls.__init__).parameters
+        for arg in ('reduce', 'placement', 'scale'):
+            value = self.cfg[arg]
+            if arg in params and cfg.setdefault(arg, value) != value:
+                raise ValueError(f'{key}.{arg}={cfg[arg]!r} contradicts {self.key}.{arg}='
+                                 f'{value!r}; set it in mc_dropout only')
+
+    def check(self, samples: Callable[[], Sequence[Tensor]], t_levels) -> None:
+        """Fail at build time when the passes do not run on the teacher or
+        do not fit its levels ``t_levels`` (shapes (N, C, H, W))."""
+        mc = self.cfg
+        try:
+            shapes = [tuple(s.shape) for s in samples()]
+        except Exception as e:  # an architecture the placement does not fit
+            raise ValueError(f'{self.key}: the MC passes fail on the teacher: {e}') from e
+        # (T, N, C, H, W) like the teacher's levels, but 'head' samples have
+        # the head's channels and scale < 1 shrinks H and W.
+        fits = len(shapes) == len(t_levels) and all(
+            len(s) == 5 and s[:2] == (mc['passes'], t[0]) and
+            (mc['placement'] == 'head' or s[2] == t[1]) and
+            (s[3:] == t[2:] if mc['scale'] == 1 else s[3] <= t[2] and s[4] <= t[3])
+            for s, t in zip(shapes, t_levels))
+        if not fits:
+            raise ValueError(f'{self.key}: the MC samples have shapes {shapes}, which do not '
+                             f'fit the teacher levels {list(map(tuple, t_levels))}')

@@ -9,7 +9,6 @@ order, which is again "one tensor per level".
 from contextlib import contextmanager
 from typing import Dict, Iterable, List, Optional, Tuple
 
-import torch
 from torch import Tensor, nn
 
 from ..losses.base import as_levels
@@ -96,14 +95,3 @@ def resolve_module(model: nn.Module, name: str, who: str, key: str) -> nn.Module
         raise ValueError(
             f'{key}: the {who} has no module named {name!r}; its top-level '
             f'modules are: {top}') from None
-
-
-@torch.no_grad()
-def probe_shapes(run, recorder: OutputRecorder, names: Iterable[str]):
-    """Run ``run()`` once under :meth:`OutputRecorder.record` and return the
-    shape of every level of every name: ``{name: [shape, ...]}``."""
-    with recorder.record():
-        run()
-    shapes = {n: [tuple(t.shape) for t in recorder.get(n)] for n in names}
-    recorder.clear()
-    return shapes

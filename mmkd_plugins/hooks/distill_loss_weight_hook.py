@@ -11,6 +11,7 @@ from typing import Optional
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
+from ..checks import check_choice, check_number
 from .utils import get_distiller
 
 _DECAYS = (None, 'linear', 'cosine')
@@ -61,14 +62,10 @@ class DistillLossWeightHook(Hook):
                  end_factor: float = 0.0):
         if not isinstance(warmup_iters, int) or warmup_iters < 0:
             raise ValueError(f'warmup_iters must be an int >= 0, got {warmup_iters!r}')
-        if not 0 <= warmup_ratio <= 1:
-            raise ValueError(f'warmup_ratio must be in [0, 1], got {warmup_ratio!r}')
-        if decay not in _DECAYS:
-            raise ValueError(f'decay must be one of {_DECAYS}, got {decay!r}')
-        if decay_begin < 0:
-            raise ValueError(f'decay_begin must be >= 0, got {decay_begin!r}')
-        if end_factor < 0:
-            raise ValueError(f'end_factor must be >= 0, got {end_factor!r}')
+        check_number('warmup_ratio', warmup_ratio, max_value=1)
+        check_choice('decay', decay, _DECAYS)
+        check_number('decay_begin', decay_begin)
+        check_number('end_factor', end_factor)
         self.kwargs = dict(warmup_iters=warmup_iters, warmup_ratio=warmup_ratio,
                            decay=decay, decay_begin=decay_begin, end_factor=end_factor)
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
-from ..losses.base import check_number, check_positive_int
+from ..checks import check_number, check_positive_int
 from ..losses.uet_loss import mc_uncertainty, minmax_per_image
 from .utils import get_distiller
 
@@ -47,9 +47,7 @@ class UncertaintyVisHook(Hook):
         if isinstance(level, bool) or not isinstance(level, int) or level < 0:
             raise ValueError(f'level must be an int >= 0, got {level!r}')
         self.level = level
-        self.alpha = check_number('alpha', alpha)
-        if self.alpha > 1:
-            raise ValueError(f'alpha must be in [0, 1], got {alpha}')
+        self.alpha = check_number('alpha', alpha, max_value=1)
         self.loss_name = loss_name
 
     def _spec_name(self, model) -> str:

@@ -1,13 +1,16 @@
-"""Feature-distillation losses; importing this package registers them.
+"""Distillation losses; importing this package registers them.
 
-All losses share the call convention of :class:`BaseDistillLoss`
-(``loss(student, teacher, data_samples=None, weights=None)``).
+The feature and logit losses share the call convention of
+:class:`BaseDistillLoss` (``loss(student, teacher, data_samples=None,
+weights=None)``, one meaning of ``weights``: see ``base.py``).
+:class:`CrossViewLoss` compares two views instead of FPN levels and documents
+why it is a different kind of module.
 """
 from .base import BaseDistillLoss, weighted_mean
-from .cross_view_loss import (CrossViewLoss, DenseKDLoss, binary_kl,
-                              cross_view_terms, sigmoid_confidence,
+from .cross_view_loss import (CrossViewLoss, cross_view_terms, sigmoid_confidence,
                               softmax_confidence, softmax_kl)
 from .cwd_loss import CWDLoss, cwd_level_loss
+from .dense_kd_loss import DenseKDLoss, binary_kl
 from .fgd_loss import (FGDLoss, GlobalContextBlock, boxes_to_cells,
                        fgd_feature_loss, fgd_mask_loss, fgd_masks,
                        fgd_relation_loss, spatial_channel_attention)
@@ -23,7 +26,6 @@ __all__ = [
     'spatial_channel_attention', 'FeatureMSELoss', 'feature_mse_level_loss',
     'PKDLoss', 'pkd_level_loss', 'standardize', 'UncertaintyAwareLoss',
     'mc_uncertainty', 'minmax_per_image', 'relative_uncertainty', 'shrink_target',
-    'uncertainty_weights',
-    'CrossViewLoss', 'DenseKDLoss', 'binary_kl', 'cross_view_terms',
-    'sigmoid_confidence', 'softmax_confidence', 'softmax_kl'
+    'uncertainty_weights', 'CrossViewLoss', 'DenseKDLoss', 'binary_kl',
+    'cross_view_terms', 'sigmoid_confidence', 'softmax_confidence', 'softmax_kl'
 ]

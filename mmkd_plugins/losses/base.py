@@ -5,79 +5,42 @@ Every loss in this package is called the same way::
     loss = loss_module(student, teacher, data_samples=None, weights=None)
 
 where ``student`` and ``teacher`` hold one ``(N, C, H, W)`` feature map per
-FPN level, and ``weights`` optionally re-weights each level's contribution
-(this is the hook an uncertainty-aware wrapper uses to down-weight locations
-without touching the host loss). :class:`BaseDistillLoss` checks the inputs
-once, casts them to float32, detaches the teacher and sums the per-level
-losses that a subclass computes in :meth:`BaseDistillLoss.level_loss`.
+FPN level. :class:`BaseDistillLoss` checks the inputs once, casts them to
+float32, detaches the teacher and sums the per-level losses that a subclass
+computes in :meth:`BaseDistillLoss.level_loss`.
 
-The module-level helpers are also used by the subclasses to validate their
-constructor arguments, so that every configuration error reads the same way.
+What ``weights`` means, for every loss (enforced by
+``tests/test_losses/test_loss_contract.py``): one non-negative tensor per
+level, broadcastable to the level's (N, C, H, W), that *multiplies* each
+element's term of the loss before the loss's own reduction, as ``weight`` does
+in MMDetection's ``weight_reduce_loss``. So
+
+* ``weights=None`` is all ones, and a weight of ones gives the same loss bit
+  for bit;
+* the loss is linear in the weights: ``L(w) = L(0) + sum(w * e)`` for the
+  per-element terms ``e`` of the loss. ``L(0)`` holds the terms that compare
+  whole maps rather than elements (FGD's attention and relation terms), which
+  no weight reaches; for every other loss it is 0;
+* nothing is renormalised: a constant weight ``k`` scales the weighted terms by
+  ``k``. A caller that wants a weighted mean scales its weights itself (UET's
+  uncertainty weights have mean 1 per image, so the loss keeps the host's
+  scale).
+
+Weights are how a wrapper down-weights locations or images without touching
+the host loss (UET's uncertainty, and later a selection of web images).
+Argument checks are shared with the rest of the package
+(:mod:`mmkd_plugins.checks`).
 """
 import contextlib
-import numbers
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_number
+
 #: A single feature map, or one feature map per level.
 MultiLevel = Union[Tensor, Sequence[Tensor]]
-
-
-# --------------------------------------------------------------------------
-# Constructor-argument checks
-# --------------------------------------------------------------------------
-def check_number(name: str, value, *, min_value: float = 0.0,
-                 inclusive: bool = True) -> float:
-    """Validate a real-valued hyper-parameter.
-
-    Args:
-        name (str): Argument name, quoted in the error message.
-        value: The value to check.
-        min_value (float): Lower bound. Defaults to 0.
-        inclusive (bool): Whether ``min_value`` itself is allowed.
-
-    Returns:
-        float: ``value`` as a Python float.
-
-    Raises:
-        TypeError: If ``value`` is not a real number (``bool`` is rejected
-            because ``True`` as a weight is almost certainly a typo).
-        ValueError: If ``value`` is below the bound or not finite.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f'{name} must be a real number, got {value!r} '
-                        f'of type {type(value).__name__}')
-    value = float(value)
-    if value != value or value in (float('inf'), float('-inf')):
-        raise ValueError(f'{name} must be finite, got {value}')
-    if value < min_value or (not inclusive and value == min_value):
-        op = '>=' if inclusive else '>'
-        raise ValueError(f'{name} must be {op} {min_value:g}, got {value:g}')
-    return value
-
-
-def check_positive_int(name: str, value) -> int:
-    """Validate a positive integer hyper-parameter (e.g. a channel count).
-
-    Args:
-        name (str): Argument name, quoted in the error message.
-        value: The value to check.
-
-    Returns:
-        int: ``value``.
-
-    Raises:
-        TypeError: If ``value`` is not an ``int`` (``bool`` is rejected).
-        ValueError: If ``value < 1``.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f'{name} must be an int, got {value!r} '
-                        f'of type {type(value).__name__}')
-    if value < 1:
-        raise ValueError(f'{name} must be >= 1, got {value}')
-    return int(value)
 
 
 # --------------------------------------------------------------------------
@@ -204,13 +167,12 @@ def prepare_weights(weights: Optional[MultiLevel],
 # Reductions shared by several losses
 # --------------------------------------------------------------------------
 def weighted_mean(elementwise: Tensor, weight: Optional[Tensor]) -> Tensor:
-    """Mean of an elementwise loss, optionally weighted.
+    """Mean over the elements of ``weight * elementwise``.
 
-    With a weight the result is ``sum(w * e) / sum(broadcast(w))``: a
-    normalised weighted mean, so a constant weight of any positive value
-    gives the unweighted mean, and a weight of ones gives it bit for bit
-    (both branches sum the same tensor in the same order and divide by the
-    same integer). An all-zero weight gives 0.
+    The reduction of an elementwise loss under the package's meaning of
+    ``weights`` (module docstring): the weight multiplies, the mean divides
+    by the number of elements, whatever the weight. ``None`` and a weight of
+    ones give the plain mean bit for bit.
 
     Args:
         elementwise (Tensor): Per-element loss, (N, C, H, W).
@@ -220,14 +182,9 @@ def weighted_mean(elementwise: Tensor, weight: Optional[Tensor]) -> Tensor:
     Returns:
         Tensor: Scalar.
     """
-    if weight is None:
-        return elementwise.sum() / elementwise.numel()
-    # Broadcasting only repeats entries, so the sum over the broadcast weight
-    # is the sum over the small tensor times an exact integer factor; this
-    # avoids materialising the expanded weight.
-    repeat = elementwise.numel() // weight.numel()
-    denom = (weight.sum() * repeat).clamp_min(torch.finfo(weight.dtype).tiny)
-    return (weight * elementwise).sum() / denom
+    if weight is not None:
+        elementwise = weight * elementwise
+    return elementwise.sum() / elementwise.numel()
 
 
 def _autocast_disabled(device: torch.device):
@@ -274,9 +231,9 @@ class BaseDistillLoss(nn.Module):
             data_samples (list[DetDataSample], optional): Length N; only
                 losses that use ground truth read it.
             weights (Tensor | Sequence[Tensor], optional): One non-negative
-                tensor per level broadcastable to (N, C, H, W); ``None``
-                means all ones. How a weight enters is documented by each
-                loss.
+                tensor per level broadcastable to (N, C, H, W) that
+                multiplies each element's term (module docstring); ``None``
+                means all ones.
 
         Returns:
             Tensor: Scalar float32 ``loss_weight * sum_l level_loss_l``.

@@ -32,29 +32,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmdet.registry import MODELS
-from .base import BaseDistillLoss, check_number, check_positive_int, weighted_mean
+from ..checks import check_choice, check_number
+from .dense_kd_loss import binary_kl
 
 KINDS = ('sigmoid', 'softmax')
-
-
-def binary_kl(student: Tensor, teacher: Tensor, temperature: float = 1.0) -> Tensor:
-    """Per-class binary KL ``T^2 KL(Bern(p_t) || Bern(p_s))``, ``p = sigmoid(z/T)``.
-
-    Computed from log-sigmoids, so saturated logits give no inf or NaN.
-
-    Args:
-        student (Tensor): Logits, any shape.
-        teacher (Tensor): Logits, same shape.
-        temperature (float): > 0.
-
-    Returns:
-        Tensor: Same shape, non-negative (up to rounding).
-    """
-    s, t = student / temperature, teacher / temperature
-    log_ps, log_ps_neg = F.logsigmoid(s), F.logsigmoid(-s)
-    log_pt, log_pt_neg = F.logsigmoid(t), F.logsigmoid(-t)
-    kl = log_pt.exp() * (log_pt - log_ps) + log_pt_neg.exp() * (log_pt_neg - log_ps_neg)
-    return kl * temperature**2
 
 
 def softmax_kl(student: Tensor, teacher: Tensor, temperature: float = 1.0) -> Tensor:
@@ -163,24 +144,23 @@ def cross_view_terms(student: Tuple[Tensor, Tensor],
     return within[0] + within[1], cross[0] + cross[1]
 
 
-def check_threshold(name: str, value) -> float:
-    """A confidence threshold in [0, 1]."""
-    value = check_number(name, value)
-    if value > 1:
-        raise ValueError(f'{name} must be in [0, 1], got {value:g}')
-    return value
-
-
 @MODELS.register_module()
 class CrossViewLoss(nn.Module):
     """CRLD's within-view and cross-view distillation of classification logits.
 
-    Called by :class:`~mmkd_plugins.distillers.CrossViewDistiller` with the
-    same argument convention as every loss of the package,
-    ``loss(student, teacher, data_samples=None, weights=None)``, where a
-    "level" is a view: ``student = (s_weak, s_strong)`` and ``teacher =
-    (teacher_weak, teacher_strong)`` as in :func:`cross_view_terms`, and
-    ``weights`` the optional per-view validity masks.
+    Called by the cross-view term of the distiller
+    (:class:`~mmkd_plugins.distillers.CrossViewTerm`) as
+    ``loss((s_weak, s_strong), (teacher_weak, teacher_strong), valid=None)``
+    with the arguments of :func:`cross_view_terms`.
+
+    Not a :class:`~mmkd_plugins.losses.BaseDistillLoss`, on purpose: it
+    compares views, not FPN levels. Its inputs are (M, K) logit rows whose
+    count differs between the student's two views (an RoI head samples its
+    own proposals per view), the teacher gives logits at each student view's
+    rows from both of its own views, and it returns two terms that are logged
+    apart. ``valid`` is not ``weights``: it leaves rows out of the means
+    altogether (locations warped outside the other view), so a mean divides
+    by the valid rows only.
 
     Args:
         kind (str): ``'sigmoid'`` for dense heads, ``'softmax'`` for RoI
@@ -197,16 +177,14 @@ class CrossViewLoss(nn.Module):
                  cross_weight: float = 0.5, temperature: float = 1.0,
                  tau_weak: float = 0.9, tau_strong: float = 0.2) -> None:
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f'kind must be one of {KINDS}, got {kind!r}')
-        self.kind = kind
+        self.kind = check_choice('kind', kind, KINDS)
         self.within_weight = check_number('within_weight', within_weight)
         self.cross_weight = check_number('cross_weight', cross_weight)
         self.temperature = check_number('temperature', temperature, inclusive=False)
-        self.tau_weak = check_threshold('tau_weak', tau_weak)
-        self.tau_strong = check_threshold('tau_strong', tau_strong)
+        self.tau_weak = check_number('tau_weak', tau_weak, max_value=1)
+        self.tau_strong = check_number('tau_strong', tau_strong, max_value=1)
 
-    def forward(self, student, teacher, data_samples=None, weights=None) -> Dict[str, Tensor]:
+    def forward(self, student, teacher, valid=None) -> Dict[str, Tensor]:
         """See :func:`cross_view_terms`.
 
         Returns:
@@ -222,7 +200,7 @@ class CrossViewLoss(nn.Module):
                     f'{tuple(t_w.shape)} / {tuple(t_s.shape)}; expected equal (M, K)')
         within, cross = cross_view_terms(
             tuple(student), tuple(teacher[0]), tuple(teacher[1]), self.kind,
-            self.temperature, self.tau_weak, self.tau_strong, weights)
+            self.temperature, self.tau_weak, self.tau_strong, valid)
         return dict(within=self.within_weight * within, cross=self.cross_weight * cross)
 
 
@@ -234,32 +212,3 @@ def dense_rows(logits: Tensor, num_classes: int) -> Tensor:
                          f'num_classes={num_classes}')
     return logits.reshape(n, ac // num_classes, num_classes, h, w) \
         .permute(0, 3, 4, 1, 2).reshape(-1, num_classes)
-
-
-@MODELS.register_module()
-class DenseKDLoss(BaseDistillLoss):
-    """Single-view logit distillation of a dense head: per-class binary KL.
-
-    The baseline CRLD is compared with. Name a sigmoid classification conv of
-    the head in the distiller spec, e.g. ``student='bbox_head.retina_cls'``.
-    Per level: ``T^2 * sum_{anchor rows, classes} KL(p_t || p_s) / rows``,
-    i.e. summed over classes and averaged over anchor locations.
-
-    Args:
-        num_classes (int): Classes per anchor (filled in by the distiller).
-        temperature (float): > 0. Default 1.0.
-        loss_weight (float): Multiplier. Default 1.0.
-    """
-    requires_same_classes = True
-
-    def __init__(self, num_classes: int, temperature: float = 1.0,
-                 loss_weight: float = 1.0) -> None:
-        super().__init__(loss_weight)
-        self.num_classes = check_positive_int('num_classes', num_classes)
-        self.temperature = check_number('temperature', temperature, inclusive=False)
-
-    def level_loss(self, index: int, student: Tensor, teacher: Tensor,
-                   weight: Optional[Tensor], data_samples) -> Tensor:
-        kl = binary_kl(student, teacher, self.temperature)
-        # Sum over classes: the mean over all elements times C.
-        return weighted_mean(kl, weight) * self.num_classes

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from .base import BaseDistillLoss, check_number
+from ..checks import check_number
+from .base import BaseDistillLoss
 
 
 def cwd_level_loss(student: Tensor,
@@ -32,8 +33,8 @@ def cwd_level_loss(student: Tensor,
             ``w[n,c,h,w] * p_T * (log p_T - log p_S)``, before the sums; a
             spatial (N, 1, H, W) weight therefore scales a location in every
             channel's KL, and a per-channel weight is used as is rather than
-            averaged over channels. No renormalisation: a weight of ones
-            gives the unweighted loss, a constant ``k`` scales it by ``k``.
+            averaged over channels. As everywhere (``losses/base.py``), no
+            renormalisation: a constant ``k`` scales the loss by ``k``.
 
     Returns:
         Tensor: Scalar.

@@ -23,7 +23,8 @@ from torch import Tensor, nn
 
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import get_box_tensor
-from .base import BaseDistillLoss, check_number, check_positive_int
+from ..checks import check_number, check_positive_int
+from .base import BaseDistillLoss
 
 
 def spatial_channel_attention(feat: Tensor,
@@ -257,9 +258,9 @@ class FGDLoss(BaseDistillLoss):
     Ground-truth boxes are read from ``data_samples[i].gt_instances.bboxes``
     and mapped to each level with
     ``data_samples[0].metainfo['batch_input_shape']``, the padded size that
-    the feature grid spans. ``weights`` multiply the terms of ``L_fg`` and
-    ``L_bg`` only (unnormalised); the attention and relation terms compare
-    whole maps and are left unweighted.
+    the feature grid spans. ``weights`` multiply the elements' terms of
+    ``L_fg`` and ``L_bg`` (the meaning of ``losses/base.py``); the attention
+    and relation terms compare whole maps and no weight reaches them.
 
     Args:
         in_channels (int): Channels C of every distilled level.

@@ -16,10 +16,8 @@ def feature_mse_level_loss(student: Tensor,
         student (Tensor): (N, C, H, W).
         teacher (Tensor): (N, C, H, W), same shape.
         weight (Tensor, optional): Non-negative, broadcastable to
-            (N, C, H, W). The result is the normalised weighted mean
-            ``sum(w * e) / sum(w)`` (see
-            :func:`~mmkd_plugins.losses.base.weighted_mean`), so any constant
-            weight gives the plain MSE.
+            (N, C, H, W); multiplies each squared error before the mean
+            (:func:`~mmkd_plugins.losses.base.weighted_mean`).
 
     Returns:
         Tensor: Scalar.

@@ -52,11 +52,9 @@ def pkd_level_loss(student: Tensor,
         student (Tensor): (N, C, H, W).
         teacher (Tensor): (N, C, H, W), same shape.
         weight (Tensor, optional): Non-negative, broadcastable to
-            (N, C, H, W). It re-weights the squared differences *after*
-            standardisation (the statistics themselves are unweighted) and
-            the result is a normalised weighted mean (see
-            :func:`~mmkd_plugins.losses.base.weighted_mean`), so any constant
-            weight leaves the loss unchanged.
+            (N, C, H, W). It multiplies the squared differences *after*
+            standardisation (the statistics themselves are unweighted)
+            before the mean (:func:`~mmkd_plugins.losses.base.weighted_mean`).
 
     Returns:
         Tensor: Scalar.

@@ -24,12 +24,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from .base import (BaseDistillLoss, MultiLevel, as_levels, check_number,
-                   prepare_pairs)
+from ..checks import (check_choice, check_mc_options, check_number, distill_loss_class,
+                      fill_loss_args)
+from .base import BaseDistillLoss, MultiLevel, as_levels, prepare_pairs
 
 MODES = ('weight', 'residual', 'mean')
-REDUCES = ('spatial', 'channel', 'both')
-PLACEMENTS = ('backbone', 'neck', 'head')
 UNCERTAINTIES = ('absolute', 'relative')
 _REDUCE_DIMS = {'spatial': (1, ), 'channel': (2, 3), 'both': ()}
 
@@ -263,56 +262,35 @@ class UncertaintyAwareLoss(BaseDistillLoss):
                  num_levels: Optional[int] = None,
                  loss_weight: float = 1.0) -> None:
         super().__init__(loss_weight=loss_weight)
-        for name, value, allowed in (('mode', mode, MODES), ('reduce', reduce, REDUCES),
-                                     ('placement', placement, PLACEMENTS),
-                                     ('uncertainty', uncertainty, UNCERTAINTIES)):
-            if value not in allowed:
-                raise ValueError(f'{name} must be one of {allowed}, got {value!r}')
-        if placement == 'head' and (mode != 'weight' or reduce != 'spatial'):
+        self.mode = check_choice('mode', mode, MODES)
+        self.uncertainty = check_choice('uncertainty', uncertainty, UNCERTAINTIES)
+        self.scale = check_mc_options(placement, reduce, scale)
+        self.reduce, self.placement = reduce, placement
+        if placement == 'head' and mode != 'weight':
             raise ValueError(
                 f"placement='head' gives samples of the head's outputs, not of the "
-                f"distilled feature: it needs mode='weight' and reduce='spatial', "
-                f'got mode={mode!r}, reduce={reduce!r}')
+                f"distilled feature: it needs mode='weight', got mode={mode!r}")
         if uncertainty == 'relative' and (mode == 'residual' or placement == 'head'):
             raise ValueError(
                 "uncertainty='relative' divides U by the distilled teacher feature: it "
                 "needs mode='weight' or 'mean' and samples of that feature (placement "
                 f"other than 'head'), got mode={mode!r}, placement={placement!r}")
-        self.uncertainty = uncertainty
-        self.scale = check_number('scale', scale, inclusive=False)
-        if self.scale > 1:
-            raise ValueError(f'scale must be in (0, 1], got {scale}')
         if mode == 'mean' and self.scale < 1:
             raise ValueError(f"mode='mean' needs samples at the teacher's resolution "
                              f'(scale=1), got scale={scale}')
-        self.mode, self.reduce, self.placement = mode, reduce, placement
         self.strength = check_number('strength', strength)
         self.host = self._build_host(host, in_channels=in_channels, num_levels=num_levels)
 
     @staticmethod
     def _build_host(cfg, **probed) -> BaseDistillLoss:
-        if not isinstance(cfg, dict) or 'type' not in cfg:
-            raise TypeError(f'host must be a loss config dict with a "type", got {cfg!r}')
-        cfg = dict(cfg)
-        cls = MODELS.get(cfg['type']) if isinstance(cfg['type'], str) else cfg['type']
-        if cls is None:
-            raise ValueError(f'host.type: unknown loss {cfg["type"]!r}')
-        if not (inspect.isclass(cls) and issubclass(cls, BaseDistillLoss)):
-            raise TypeError(f'host.type: {cfg["type"]!r} is not a distillation loss '
-                            '(a subclass of mmkd_plugins.losses.BaseDistillLoss)')
+        cls = distill_loss_class(cfg, 'host')
         if getattr(cls, 'accepts_teacher_samples', False):
             raise TypeError(f'host.type: {cls.__name__} takes teacher samples itself; '
                             'the host must be a plain feature loss')
         if 'weights' not in inspect.signature(cls.forward).parameters:
             raise TypeError(f'host.type: {cls.__name__}.forward takes no `weights`, '
                             'so it cannot be weighted by uncertainty')
-        params = inspect.signature(cls.__init__).parameters
-        for arg, value in probed.items():
-            if value is None or arg not in params:
-                continue
-            if cfg.setdefault(arg, value) != value:
-                raise ValueError(f'host.{arg}={cfg[arg]} but the features have {value}')
-        return MODELS.build(cfg)
+        return MODELS.build(fill_loss_args(cls, dict(cfg), 'host', probed, 'the features have'))
 
     def forward(self,
                 student: MultiLevel,

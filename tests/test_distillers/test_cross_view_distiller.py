@@ -9,7 +9,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import Runner
 
 from mmdet.registry import MODELS, TRANSFORMS
-from mmkd_plugins.distillers import CrossViewDistiller, warp_dense
+from mmkd_plugins.distillers import (DetectionDistiller, GroupDRO, TwoViews, project_rois,
+                                     warp_dense)
 from conftest import runner_cfg, tiny_faster_rcnn, tiny_retinanet
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -36,6 +37,11 @@ def digits_pipeline(size=64):
 def two_view_batch(model, digits_root, n=2, seed=0):
     """n images of the tiny digits through the shipped two-view pipeline,
     collated and preprocessed as the runner does."""
+    return model.data_preprocessor(two_view_collated(digits_root, n, seed), True)
+
+
+def two_view_collated(digits_root, n=2, seed=0):
+    """The collated two-view batch, before the data preprocessor."""
     import json
     torch.manual_seed(seed)
     import random
@@ -52,7 +58,34 @@ def two_view_batch(model, digits_root, n=2, seed=0):
             instances=[dict(bbox=[b['bbox'][0], b['bbox'][1], b['bbox'][0] + b['bbox'][2],
                                   b['bbox'][1] + b['bbox'][3]],
                             bbox_label=b['category_id'], ignore_flag=0) for b in boxes])))
-    return model.data_preprocessor(pseudo_collate(items), True)
+    return pseudo_collate(items)
+
+
+def test_preprocessor_is_mmdets_multi_branch_around_the_students(digits_root):
+    """mmdet's MultiBranchDataPreprocessor replaced a hand-written per-view
+    loop: same tensors and samples as the student's preprocessor run on each
+    view alone, the student's instance shared, single views refused in
+    training with the fix named, validation batches passed through."""
+    from mmdet.models.data_preprocessors import MultiBranchDataPreprocessor
+    model = MODELS.build(cv_cfg())
+    pre = model.data_preprocessor
+    assert isinstance(pre, MultiBranchDataPreprocessor)
+    assert pre.data_preprocessor is model.student.data_preprocessor
+    raw = two_view_collated(digits_root, n=3)
+    out = pre(copy.deepcopy(raw), True)
+    for view in ('weak', 'strong'):
+        alone = model.student.data_preprocessor(
+            {'inputs': raw['inputs'][view], 'data_samples': raw['data_samples'][view]}, True)
+        assert torch.equal(out['inputs'][view], alone['inputs'])
+        for a, b in zip(out['data_samples'][view], alone['data_samples']):
+            assert a.batch_input_shape == b.batch_input_shape
+            assert torch.equal(a.gt_instances.bboxes, b.gt_instances.bboxes)
+    weak = {'inputs': raw['inputs']['weak'], 'data_samples': raw['data_samples']['weak']}
+    with pytest.raises(ValueError, match="single-view training batch: end the train pipeline "
+                                         "with dict\\(type='MultiBranch'"):
+        pre(copy.deepcopy(weak), True)
+    assert torch.equal(pre(copy.deepcopy(weak), False)['inputs'],
+                       model.student.data_preprocessor(copy.deepcopy(weak), False)['inputs'])
 
 
 def test_pipeline_views_share_boxes_and_size(digits_root):
@@ -231,17 +264,23 @@ def test_group_dro_splits_both_views_by_group(digits_root):
     for view in ('weak', 'strong'):
         for sample, group in zip(data['data_samples'][view], ['a', 'b', 'a']):
             sample.set_metainfo(dict(group=group))
-    calls, parent_loss = [], CrossViewDistiller.loss
+    # Composed, not inherited: the cross-view parts under the group-DRO objective.
+    assert isinstance(model.views, TwoViews) and isinstance(model.objective, GroupDRO)
+    calls, parent_step = [], DetectionDistiller.step
 
-    def spy(self, inputs, samples):
-        calls.append({v: (inputs[v].shape[0], [s.group for s in samples[v]]) for v in inputs})
-        return parent_loss(self, inputs, samples)
+    def spy(self, batch, features=None):
+        assert features is None  # two-view batches run the whole step per group
+        n = batch.num_images
+        calls.append({v: (batch.inputs[a:a + n].shape[0],
+                          [s.group for s in batch.data_samples[a:a + n]])
+                      for v, a in (('weak', 0), ('strong', n))})
+        return parent_step(self, batch, features)
 
-    CrossViewDistiller.loss = spy
+    DetectionDistiller.step = spy
     try:
         out = model(**data, mode='loss')
     finally:
-        CrossViewDistiller.loss = parent_loss
+        DetectionDistiller.step = parent_step
     assert calls == [{'weak': (2, ['a', 'a']), 'strong': (2, ['a', 'a'])},
                      {'weak': (1, ['b']), 'strong': (1, ['b'])}]
     assert {'loss_group_dro', 'gq_a', 'gq_b', 'part_cv_within', 'part_cv_cross'} <= set(out)
@@ -261,6 +300,7 @@ def test_geometric_rois_are_projected_into_the_other_view(digits_root):
         h[0, 2] += 8
         sample.set_metainfo(dict(homography_matrix=h))
     rois = torch.tensor([[0, 10., 12., 30., 40.], [3, 20., 5., 44., 25.]])
-    moved = model._project_rois(rois, samples, 2)
+    batch = model.views(data['inputs'], {'weak': samples[:2], 'strong': samples[2:]})
+    moved = project_rois(rois, batch.homographies, batch.data_samples)
     # Weak image 0 -> strong: +8 in x; strong image 3 (= image 1) -> weak: -8.
     assert torch.allclose(moved, torch.tensor([[18., 12., 38., 40.], [12., 5., 36., 25.]]))

@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 
 from mmdet.registry import MODELS
 from mmkd_plugins.compat import load_checkpoint_file
-from mmkd_plugins.distillers import DetectionDistiller, GroupDRODistiller
+from mmkd_plugins.distillers import DetectionDistiller, GroupDRODistiller, SingleView
 from mmkd_plugins.distillers import group_dro_distiller as gdro
 from mmkd_plugins.distillers.group_dro_distiller import exponentiated_gradient_step
 
@@ -48,21 +48,22 @@ def batch_of(model, groups, seed=0):
 
 
 def fake_parent(monkeypatch, group_losses, calls=None):
-    """Make the parent's loss return known losses: ``group_losses[g]`` =
+    """Make the distiller's step return known losses: ``group_losses[g]`` =
     (detection, distillation), both times a parameter equal to 1 so that the
     objective has a gradient."""
     weight = torch.nn.Parameter(torch.ones(()))
 
-    def loss(self, inputs, data_samples):
-        groups = {s.metainfo['group'] for s in data_samples}
+    def step(self, batch, features=None):
+        groups = {s.metainfo['group'] for s in batch.data_samples}
         assert len(groups) == 1, groups  # one call per group
         det, dist = group_losses[groups.pop()]
         if calls is not None:
-            calls.append((inputs.shape[0], [s.metainfo['img_id'] for s in data_samples]))
+            calls.append((batch.inputs.shape[0],
+                          [s.metainfo['img_id'] for s in batch.data_samples]))
         return {'loss_cls': [torch.tensor(det / 2) * weight, torch.tensor(det / 2) * weight],
                 'loss_fgd': torch.tensor(dist) * weight, 'acc': torch.tensor(50.0)}
 
-    monkeypatch.setattr(DetectionDistiller, 'loss', loss)
+    monkeypatch.setattr(DetectionDistiller, 'step', step)
     return weight
 
 
@@ -107,7 +108,7 @@ def test_loss_updates_weights_and_weights_the_objective(dro, monkeypatch):
     img_ids = [s.metainfo['img_id'] for s in data['data_samples']]
     out = dro.loss(**data)
 
-    # One parent call per present group, in sorted order, on its images only:
+    # One step per present group, in sorted order, on its images only:
     # the sub-batches partition the batch.
     assert calls == [(2, [img_ids[1], img_ids[4]]), (2, [img_ids[0], img_ids[2]]),
                      (1, [img_ids[3]])]
@@ -182,15 +183,18 @@ def test_group_losses_are_all_reduced_by_image_count(dro, monkeypatch):
         (q_plain * 1.0 + q_photo * 4.0) / (q_plain + q_photo), rel=1e-6)
 
 
+def sub_batch(data, rows):
+    return SingleView()(data['inputs'][rows], [data['data_samples'][i] for i in rows])
+
+
 def test_real_losses_per_group_and_gradients_reach_the_student(dro):
-    dro.shared_features = False  # the whole parent loss per sub-batch
     data = batch_of(dro, ['plain', 'photo', 'plain'], seed=1)
     out = dro.loss(**data)
-    dro.shared_features = True
-    # gl_g is the parent's loss total on that group's images alone.
+    # gl_g is the step's loss total on that group's images alone (and the
+    # rows of the whole batch's backbone and neck pass).
+    shared = dro.student_features(SingleView()(data['inputs'], data['data_samples']))
     for g, rows in (('plain', [0, 2]), ('photo', [1])):
-        sub = DetectionDistiller.loss(dro, data['inputs'][rows],
-                                      [data['data_samples'][i] for i in rows])
+        sub = dro.step(sub_batch(data, rows), shared.select(rows))
         assert 'loss_fgd' in sub
         assert out[f'gl_{g}'].item() == pytest.approx(dro.parse_losses(sub)[0].item(), rel=1e-5)
     q = {g: out[f'gq_{g}'].item() for g in ('plain', 'photo')}
@@ -210,14 +214,12 @@ def test_shared_features_slice_the_whole_batch_pass(dro):
     dro.eval()
     try:
         shared = dro.loss(**data)
-        dro.shared_features = False
-        separate = dro.loss(**data)
+        for g, rows in (('plain', [0, 2]), ('photo', [1]), ('texture', [3])):
+            separate = dro.parse_losses(dro.step(sub_batch(data, rows)))[0]
+            assert shared[f'gl_{g}'].item() == pytest.approx(separate.item(), rel=1e-5)
     finally:
-        dro.shared_features = True
         dro.train()
-    for g in ('plain', 'photo', 'texture'):
-        assert shared[f'gl_{g}'].item() == pytest.approx(separate[f'gl_{g}'].item(), rel=1e-5)
-    assert 'extract_feat' not in dro.student.__dict__  # the patch is undone
+    assert 'extract_feat' not in dro.student.__dict__  # the student is never patched
 
 
 def test_shared_features_run_the_backbone_once_with_whole_batch_statistics(dro):
@@ -244,14 +246,19 @@ def test_shared_features_run_the_backbone_once_with_whole_batch_statistics(dro):
     (dict(groups=['a', 3]), r'groups must be non-empty strings, got \[3\]'),
     (dict(groups=['a', 'big_loss']), r"groups \['big_loss'\]: a group name must not "
                                      r'contain "loss"'),
-    (dict(step_size=0), r'step_size must be a finite number > 0, got 0'),
-    (dict(step_size=-0.1), r'step_size must be a finite number > 0, got -0.1'),
-    (dict(step_size='0.1'), r"step_size must be a finite number > 0, got '0.1'"),
+    (dict(step_size=0), r'step_size must be > 0, got 0'),
+    (dict(step_size=-0.1), r'step_size must be > 0, got -0.1'),
+    (dict(step_size=float('inf')), r'step_size must be finite, got inf'),
     (dict(group_key=''), r"group_key must be a non-empty string, got ''"),
 ])
 def test_build_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MODELS.build(dro_cfg(**kwargs))
+
+
+def test_build_error_step_size_not_a_number():
+    with pytest.raises(TypeError, match=r"step_size must be a real number, got '0.1'"):
+        MODELS.build(dro_cfg(step_size='0.1'))
 
 
 def test_sample_without_group(dro):

@@ -174,7 +174,7 @@ def test_empty_rows_give_zero():
 
 @pytest.mark.parametrize('kwargs, match', [
     (dict(tau_weak=1.5), 'tau_weak must be in'),
-    (dict(tau_strong=-0.1), 'tau_strong must be >= 0'),
+    (dict(tau_strong=-0.1), r'tau_strong must be in \[0, 1\], got -0.1'),
     (dict(kind='logits'), 'kind must be one of'),
     (dict(temperature=0), 'temperature must be > 0'),
     (dict(within_weight=-1), 'within_weight must be >= 0'),

@@ -85,21 +85,6 @@ def test_weighted_value_matches_explicit_formula():
             explicit_cwd(s, t, 2.0, w), rel=1e-5)
 
 
-def test_uniform_weights_equal_none():
-    s = pair((2, 3, 4, 4))[0], pair((2, 3, 2, 2))[0]
-    t = pair((2, 3, 4, 4), 1)[0], pair((2, 3, 2, 2), 1)[0]
-    loss = CWDLoss(temperature=2.0)
-    plain = loss(s, t)
-    assert torch.equal(loss(s, t, weights=tuple(map(torch.ones_like, s))),
-                       plain)
-    assert torch.equal(
-        loss(s, t, weights=(torch.ones(2, 1, 4, 4), torch.ones(2, 3, 1, 1))),
-        plain)
-    # Unnormalised: a constant weight scales the loss.
-    twos = tuple(torch.full_like(x, 2.0) for x in s)
-    assert torch.allclose(loss(s, t, weights=twos), 2 * plain)
-
-
 def test_non_uniform_weight_moves_value_as_expected():
     t = torch.zeros(1, 1, 2, 2)
     t[0, 0, 0, 0] = 3.0  # teacher peaks at the top-left position

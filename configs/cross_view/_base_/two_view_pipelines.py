@@ -43,3 +43,9 @@ cv_coco_train_pipeline = [
          strong=_strong([(0.05, 0.05), (0.1, 0.1)])),
 ]
 del _strong
+# CRLD's loss settings: the paper's weights and thresholds, temperature 1 for
+# sigmoid dense heads (docs/cross_view.md). No `type`: top-level variables stay
+# in the student config that tools/export_student.py writes. A config places it:
+#   cross_view=dict(loss=dict(_base_.cv_crld, type='CrossViewLoss'))
+cv_crld = dict(within_weight=2.0, cross_weight=0.5, temperature=1.0, tau_weak=0.9,
+               tau_strong=0.2)
