@@ -2,8 +2,8 @@
 
 Every finished run is stored in ``<work_dir>/results.json`` under
 ``'<suite>/<row>/<seed>'`` with the options it ran with and the identity of
-its inputs (the pretrained backbones' keys, the teacher checkpoint's hash,
-the data settings). A later call reuses a run whose record matches and
+its inputs (the merged config, the pretrained backbones' keys, the teacher
+checkpoint's hash, the data settings). A later call reuses a run whose record matches and
 trains only what is missing or stale, so adding a row trains only that
 row. Jobs run as separate ``tools/train.py`` processes, up to ``jobs`` at
 a time, each with its share of the CPU threads; a failed job is reported
@@ -57,6 +57,18 @@ def file_digest(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b''):
             h.update(chunk)
     return h.hexdigest()[:12]
+
+
+def config_digest(config: str) -> str:
+    """First 12 hex digits of the sha256 of a config's merged settings: what
+    the run trains, however the file spells it. Top-level variables of the
+    shared fragments (``kd_*``, ``cv_*``, ``_*``) only matter where the config
+    places them, and the repository's path is left out."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, config)).to_dict()
+    settings = {k: v for k, v in cfg.items() if not k.startswith(('kd_', 'cv_', '_'))}
+    text = json.dumps(settings, sort_keys=True, default=str).replace(REPO, '')
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -146,20 +158,23 @@ class Harness:
     def teacher_job(self, base_inputs: dict) -> Job:
         config = self.preset.config(self.suite.teacher)
         return Job(f'{self.prefix}/teacher/0', config,
-                   self._schedule(config) + ['randomness.seed=0'], dict(base_inputs))
+                   self._schedule(config) + ['randomness.seed=0'],
+                   dict(base_inputs, config=config_digest(config)))
 
     def row_jobs(self, rows: Sequence[str], seeds: Sequence[int], base_inputs: dict,
                  teacher: Job) -> List[Job]:
         """One job per (row, seed); distiller rows wait for the teacher and
         get its checkpoint and digest when they start."""
-        jobs = []
+        jobs, digests = [], {}
         for seed in seeds:
             for name in rows:
                 row = self.suite.rows[name]
                 config = row.config if row.distills else self.preset.config(row.config)
                 opts = (self._schedule(config) + preset_options(self.suite, self.preset, row)
                         + [f'randomness.seed={seed}'] + list(row.options))
-                job = Job(f'{self.prefix}/{name}/{seed}', config, opts, dict(base_inputs))
+                job = Job(f'{self.prefix}/{name}/{seed}', config, opts,
+                          dict(base_inputs, config=digests.setdefault(config,
+                                                                       config_digest(config))))
                 if row.distills:
                     job.needs.append(teacher.key)
                     job.prepare = self._teacher_inputs

@@ -7,8 +7,8 @@ table rows::
      "twin": "student", "seeds": [0, 1, 2], "map": [0.355, 0.349, 0.372],
      "worst_group_map": [...], "group_map": [{"plain": 0.43, ...}, ...]}
 
-``config`` may go on with `` --cfg-options ...``: such a row measures a
-variant of the config, not the config a metafile entry names, so it never
+``config`` may go on with `` --cfg-options ...``, or the row may carry a
+non-empty ``cfg_options`` list: such a row measures a variant of the config, not the config a metafile entry names, so it never
 sets that entry's results. :func:`sync_results` puts every other row into
 the entry whose ``Config`` is the row's path, as the result for the dataset
 named after the suite, and leaves the other datasets' results (a paper's
@@ -27,6 +27,14 @@ def split_config(text: str) -> Tuple[str, Tuple[str, ...]]:
     """``'configs/x.py --cfg-options a=1 b=2'`` -> ``('configs/x.py', ('a=1', 'b=2'))``."""
     tokens = text.split()
     return tokens[0], tuple(t for t in tokens[1:] if t != '--cfg-options')
+
+
+def row_config(row: dict) -> Tuple[str, Tuple[str, ...]]:
+    """A row's config path and the options that make it a variant: those
+    after ``--cfg-options`` in ``config`` and those in ``cfg_options`` (the
+    accuracy harness writes them there)."""
+    path, extras = split_config(row['config'])
+    return path, extras + tuple(row.get('cfg_options') or ())
 
 
 def _per_seed(row: dict, key: str, where: str) -> List[float]:
@@ -89,7 +97,7 @@ def sync_results(index_path: str, rows: List[dict], source_name: str) -> Dict[st
     plain: Dict[Tuple[str, str], dict] = {}
     report = {'updated': [], 'variants': [], 'unlisted': []}
     for row in rows:
-        path, extras = split_config(row['config'])
+        path, extras = row_config(row)
         if extras:
             report['variants'].append((row['suite'], row['row']))
             continue

@@ -51,6 +51,7 @@ def harness(tmp_path, monkeypatch):
     fake = FakeTrain()
     monkeypatch.setattr(runs.ex, 'train', fake)
     monkeypatch.setattr(runs.Harness, '_schedule', lambda self, config: [])
+    monkeypatch.setattr(runs, 'config_digest', lambda config: 'digest of ' + config)
     h = runs.Harness(_suite(), PRESETS['cpu'], str(tmp_path), jobs=2, threads=1,
                      log=lambda m: None)
     return h, fake
@@ -84,13 +85,19 @@ def test_runs_everything_once_then_reuses(harness):
     assert fake.max_active <= 2
 
 
-def test_stale_runs_are_retrained(harness):
+def test_stale_runs_are_retrained(harness, monkeypatch):
     h, fake = harness
     h.run(_jobs(h, seeds=(0,)))
     fake.calls.clear()
     # other data: everything is stale
     h.run(_jobs(h, seeds=(0,), inputs=dict(data='d2')))
     assert len(fake.calls) == 4
+    fake.calls.clear()
+    # another config content: that row reruns
+    monkeypatch.setattr(runs, 'config_digest',
+                        lambda config: 'digest of ' + config + (' v2' * (config == 'i.py')))
+    h.run(_jobs(h, seeds=(0,), inputs=dict(data='d2')))
+    assert [c[0] for c in fake.calls] == ['i.py']
     fake.calls.clear()
     # a new teacher checkpoint (its content changed): distiller rows rerun, the student not
     with open(h.teacher_checkpoint(), 'a') as f:
@@ -104,6 +111,7 @@ def test_failures_are_reported_and_dependents_skipped(tmp_path, monkeypatch):
     fake = FakeTrain(fail={'t.py'})
     monkeypatch.setattr(runs.ex, 'train', fake)
     monkeypatch.setattr(runs.Harness, '_schedule', lambda self, config: [])
+    monkeypatch.setattr(runs, 'config_digest', lambda config: 'digest of ' + config)
     h = runs.Harness(_suite(), PRESETS['cpu'], str(tmp_path), jobs=1, log=lambda m: None)
     with pytest.raises(RuntimeError) as e:
         h.run(_jobs(h, seeds=(0,)))

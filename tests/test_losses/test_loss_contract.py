@@ -7,6 +7,7 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from mmdet.registry import MODELS
+from mmkd_plugins.benchmark.power_check import ShuffledTeacherLoss
 from mmkd_plugins.losses import (BaseDistillLoss, CWDLoss, DenseKDLoss, FeatureMSELoss,
                                  FGDLoss, PKDLoss, UncertaintyAwareLoss)
 
@@ -64,6 +65,9 @@ WEIGHTED = {
                 lambda t: dict(data_samples=_samples())),
     'UncertaintyAwareLoss': (_uet, lambda t: dict(data_samples=_samples(),
                                                  teacher_samples=_mc_samples(t))),
+    # the benchmark's power check: its host's contract, on the batch rolled by one
+    'ShuffledTeacherLoss': (lambda: ShuffledTeacherLoss(host=dict(type='FeatureMSELoss')),
+                            lambda t: {}),
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from mmkd_plugins.zoo.metafile import (dump_metafile, iter_models, load_yaml, metafile_paths,
                                        upsert_model, validate_index)
-from mmkd_plugins.zoo.results import load_accuracy, row_metrics, split_config
+from mmkd_plugins.zoo.results import load_accuracy, row_config, row_metrics
 from mmkd_plugins.zoo.resources import package_root
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -44,7 +44,7 @@ def test_metafiles_match_the_accuracy_table():
     results = {(m['Config'], r['Dataset']): r['Metrics'] for _, m in iter_models(INDEX)
                for r in m['Results']}
     for row in load_accuracy(ACCURACY):
-        path, extras = split_config(row['config'])
+        path, extras = row_config(row)
         if extras or not any(config == path for config, _ in results):
             continue
         assert results.get((path, row['suite'])) == row_metrics(row), \

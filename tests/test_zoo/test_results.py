@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mmkd_plugins.zoo.metafile import dump_metafile, load_yaml
-from mmkd_plugins.zoo.results import load_accuracy, split_config, sync_results
+from mmkd_plugins.zoo.results import load_accuracy, row_config, split_config, sync_results
 
 FGD = 'configs/fgd/fgd_x_digits.py'
 GROUP = 'configs/group_dro/group-dro-kd_x_digits-imbalanced.py'
@@ -40,6 +40,9 @@ ROWS = [
      'twin': 'fgd', 'seeds': [0, 1, 2], 'map': [0.5, 0.5, 0.5]},
     {'suite': 'glyphs', 'row': 'fgd', 'config': FGD, 'twin': None,
      'seeds': [0], 'map': [0.61]},
+    # A variant as the accuracy harness writes it: options in cfg_options.
+    {'suite': 'glyphs', 'row': 'fgd-t8', 'config': FGD, 'cfg_options': ['x.passes=8'],
+     'twin': 'fgd', 'seeds': [0], 'map': [0.9]},
     {'suite': 'group', 'row': 'group-dro-kd', 'config': GROUP, 'twin': 'kd',
      'seeds': [0, 1], 'map': [0.266, 0.280], 'worst_group_map': [0.169, 0.181],
      'group_map': [{'plain': 0.3, 'photo': 0.169}, {'plain': 0.31, 'photo': 0.181}]},
@@ -53,7 +56,7 @@ def test_sync_writes_means_and_keeps_other_results(index):
     report = sync_results(str(index / 'model-index.yml'), rows, 'accuracy.json')
     assert sorted(report['updated']) == [('fgd_x_digits', 'digits'), ('fgd_x_digits', 'glyphs'),
                                          ('group-dro-kd', 'group')]
-    assert report['variants'] == [('digits', 'fgd-light')]
+    assert report['variants'] == [('digits', 'fgd-light'), ('glyphs', 'fgd-t8')]
     assert report['unlisted'] == [('digits', 'student')]
 
     (fgd,) = load_yaml(str(index / 'fgd.yml'))['Models']
@@ -93,7 +96,7 @@ def test_two_plain_rows_for_one_config_are_ambiguous(index):
     (dict(ROWS[0], map=[0.3, 0.4]),
      r'row 0 \(digits/fgd\): "map" should hold one value per seed \(3 seeds\)'),
     (dict(ROWS[0], seeds=[]), r'"seeds" should be a non-empty list of ints'),
-    (dict(ROWS[3], worst_group_map=[0.1]),
+    (dict(ROWS[4], worst_group_map=[0.1]),
      r'row 0 \(group/group-dro-kd\): "worst_group_map" should hold one value per seed'),
     (dict(ROWS[0], map=['0.3', 0.3, 0.3]), r'"map" should hold numbers'),
 ])
@@ -105,6 +108,9 @@ def test_malformed_rows_are_named(tmp_path, row, message):
 def test_split_config():
     assert split_config('configs/x.py') == ('configs/x.py', ())
     assert split_config('configs/x.py --cfg-options a=1 b=2') == ('configs/x.py', ('a=1', 'b=2'))
+    assert row_config(dict(config='configs/x.py', cfg_options=[])) == ('configs/x.py', ())
+    assert row_config(dict(config='configs/x.py --cfg-options a=1', cfg_options=['b=2'])) == \
+        ('configs/x.py', ('a=1', 'b=2'))
 
 
 def test_sync_tool_end_to_end(index, load_tool, capsys):
