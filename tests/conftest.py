@@ -4,6 +4,8 @@ Everything here runs on the CPU in well under a second per step: ResNet-18
 layouts at 8-16 base channels, FPN 16-32 wide, 64x64 images.
 """
 import copy
+import json
+import os
 import os.path as osp
 
 import pytest
@@ -145,6 +147,23 @@ def runner_cfg(data_root: str, work_dir: str, model: dict, max_iters: int = 4,
                                ann_file=osp.join(data_root, 'annotations/val.json')))
     cfg.update(extra)
     return Config(cfg)
+
+
+def load_json(path: str):
+    """The JSON document at ``path``."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def file_tree(root: str) -> dict:
+    """``{relative path: bytes}`` of every file under ``root`` (to compare
+    generated datasets byte for byte)."""
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            with open(osp.join(d, f), 'rb') as fh:
+                out[osp.relpath(osp.join(d, f), root)] = fh.read()
+    return out
 
 
 @pytest.fixture

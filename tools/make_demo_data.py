@@ -8,6 +8,9 @@
         [--style-probs val:plain=0.25,gradient=0.25,texture=0.25,photo=0.25]
     # the benchmark's glyph scenes (make accuracy)
     python tools/make_demo_data.py --dataset glyphs --out data/glyphs
+    # an unlabelled "web" pool of the same glyphs, rendered otherwise (KD^3)
+    python tools/make_demo_data.py --dataset glyphs-web --out data/glyphs_web \
+        [--pool 3000] [--irrelevant 0.25]
 
 ``--style-probs`` applies to every split, or to one split with a ``split:``
 prefix (repeat the option for several). The settings are stored in
@@ -15,7 +18,7 @@ prefix (repeat the option for several). The settings are stored in
 settings, the script says so and exits at once; if it holds anything else it
 refuses unless ``--overwrite`` is given (which then removes only the previous
 generator's own files). See ``mmkd_plugins/synthetic/digits.py`` and
-``glyphs.py`` for what is generated.
+``glyphs.py`` (and ``glyphs_web.py``) for what is generated.
 """
 import argparse
 import json
@@ -33,6 +36,9 @@ DATASETS = {
     'glyphs': ('glyphs', 'generate_glyphs_detection',
                dict(out='data/glyphs', train=3000, val=1000, objects_per_image=(2, 6),
                     scale_range=(12, 64))),
+    'glyphs-web': ('glyphs_web', 'generate_glyphs_web',
+                   dict(out='data/glyphs_web', objects_per_image=(1, 5),
+                        scale_range=(10, 64))),
 }
 
 
@@ -92,7 +98,8 @@ def build_parser():
                     'the demo digits or the benchmark glyphs.')
     p.add_argument('--dataset', choices=sorted(DATASETS), default='digits',
                    help='digits: handwritten digits, the demo data (default); glyphs: '
-                        'the accuracy benchmark\'s 20-class glyph scenes')
+                        'the accuracy benchmark\'s 20-class glyph scenes; glyphs-web: an '
+                        'unlabelled pool of them in other styles, with irrelevant images')
     p.add_argument('--out', default=None,
                    help='output folder (default: data/digits or data/glyphs)')
     p.add_argument('--train', type=_non_negative_int, default=None,
@@ -118,6 +125,10 @@ def build_parser():
     p.add_argument('--style-probs', action='append', default=[], metavar='[SPLIT:]S=P,...',
                    help='style probabilities, e.g. photo=0.05,plain=0.35,gradient=0.3,'
                         'texture=0.3; prefix with "train:" etc. for one split; repeatable')
+    p.add_argument('--pool', type=_positive_int, default=3000,
+                   help='glyphs-web: pool images (default 3000)')
+    p.add_argument('--irrelevant', type=float, default=0.25,
+                   help='glyphs-web: fraction of images without any class glyph (default 0.25)')
     p.add_argument('--overwrite', action='store_true',
                    help='replace an existing dataset generated with other settings')
     p.add_argument('--quiet', action='store_true', help='print less')
@@ -136,9 +147,10 @@ def _remove_previous(out, prev, gen):
                     os.remove(osp.join(d, f))
             if not os.listdir(d):
                 os.rmdir(d)
-        ann = osp.join(out, 'annotations', f'{split}.json')
-        if osp.isfile(ann):
-            os.remove(ann)
+        for suffix in ('', '_truth'):  # a web pool's truth file too
+            ann = osp.join(out, 'annotations', f'{split}{suffix}.json')
+            if osp.isfile(ann):
+                os.remove(ann)
     ann_dir = osp.join(out, 'annotations')
     if osp.isdir(ann_dir) and not os.listdir(ann_dir):
         os.rmdir(ann_dir)
@@ -147,14 +159,20 @@ def _remove_previous(out, prev, gen):
         os.remove(settings)
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    for name, value in DATASETS[args.dataset][2].items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    gen = _load_generator(args.dataset)
+def _web_kwargs(parser, args):
+    """Generator arguments, split names and image count of a web pool."""
+    for name in ('train', 'val', 'test', 'styles', 'pool_seed', 'style_probs'):
+        if getattr(args, name) not in (None, 0, []):
+            parser.error(f'--{name.replace("_", "-")} does not apply to --dataset glyphs-web '
+                         '(use --pool and --irrelevant)')
+    kwargs = dict(images=args.pool, image_size=args.size, irrelevant_fraction=args.irrelevant,
+                  objects_per_image=tuple(args.objects_per_image),
+                  height_range=tuple(args.scale_range), seed=args.seed)
+    return kwargs, ['web'], args.pool
 
+
+def _split_kwargs(parser, args, gen):
+    """Generator arguments, split names and image count of a split dataset."""
     splits = [(name, n) for name, n in (('train', args.train), ('val', args.val),
                                         ('test', args.test)) if n > 0]
     if not splits:
@@ -191,6 +209,25 @@ def main(argv=None):
                 raise ValueError('--pool-seed applies to --dataset digits only')
             kwargs.update(objects_per_image=tuple(args.objects_per_image),
                           height_range=tuple(args.scale_range))
+    except ValueError as e:
+        parser.error(str(e))
+    return kwargs, split_names, sum(n for _, n in splits)
+
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name, value in DATASETS[args.dataset][2].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    gen = _load_generator(args.dataset)
+
+    if args.dataset == 'glyphs-web':
+        kwargs, split_names, total = _web_kwargs(parser, args)
+    else:
+        kwargs, split_names, total = _split_kwargs(parser, args, gen)
+    try:
         settings = gen.resolve_settings(**kwargs)
     except ValueError as e:
         parser.error(str(e))
@@ -236,7 +273,6 @@ def main(argv=None):
     paths = getattr(gen, DATASETS[args.dataset][1])(out, **kwargs)
     dt = time.perf_counter() - t0
     if not args.quiet:
-        total = sum(n for _, n in splits)
         print(f'wrote {total} images in {dt:.1f}s to {out}:')
         for split, path in paths.items():
             print(f'  {split}: {path}')

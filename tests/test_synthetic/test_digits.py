@@ -13,6 +13,7 @@ from PIL import Image
 
 pytest.importorskip('sklearn')
 
+from conftest import file_tree, load_json  # noqa: E402
 from mmkd_plugins.synthetic import digits as demo_digits  # noqa: E402
 from mmkd_plugins.synthetic.digits import (CLASSES, STYLES, dataset_meta,  # noqa: E402
                                            generate_digits_detection, read_image_groups,
@@ -21,22 +22,6 @@ from mmkd_plugins.synthetic.digits import (CLASSES, STYLES, dataset_meta,  # noq
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'make_demo_data.py')
 TINY = dict(splits=(('train', 12), ('val', 6)), image_size=64, scale_range=(12, 32))
-
-
-def _load(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def _tree(root):
-    """{relative path: bytes} of every file under root."""
-    out = {}
-    for d, _, files in os.walk(root):
-        for f in files:
-            p = osp.join(d, f)
-            with open(p, 'rb') as fh:
-                out[osp.relpath(p, root)] = fh.read()
-    return out
 
 
 def _tool():
@@ -64,7 +49,7 @@ def test_deterministic(tmp_path):
     generate_digits_detection(a, seed=5, **TINY)
     generate_digits_detection(b, seed=5, **TINY)
     generate_digits_detection(c, seed=6, **TINY)
-    ta, tb, tc = _tree(a), _tree(b), _tree(c)
+    ta, tb, tc = file_tree(a), file_tree(b), file_tree(c)
     assert len(ta) == 12 + 6 + 2 + 1  # pngs, two jsons, settings.json
     assert ta == tb
     assert set(ta) == set(tc)
@@ -77,7 +62,7 @@ def test_coco_json_valid(tiny):
     assert set(paths) == {'train', 'val'}
     for split, count in TINY['splits']:
         assert paths[split] == osp.join(out, 'annotations', f'{split}.json')
-        coco = _load(paths[split])
+        coco = load_json(paths[split])
         assert [c['id'] for c in coco['categories']] == list(range(1, 11))
         assert [c['name'] for c in coco['categories']] == list(CLASSES)
         images = {img['id']: img for img in coco['images']}
@@ -120,7 +105,7 @@ def test_boxes_tight_on_plain(tmp_path):
     labels = load_digits().target
     paths = generate_digits_detection(str(tmp_path), splits=(('train', 16),), image_size=64,
                                       scale_range=(12, 40), styles=('plain',), seed=1)
-    coco = _load(paths['train'])
+    coco = load_json(paths['train'])
     by_image = {}
     for a in coco['annotations']:
         by_image.setdefault(a['image_id'], []).append(a)
@@ -145,7 +130,7 @@ def test_boxes_tight_on_plain(tmp_path):
 
 def test_digit_pools_disjoint(tmp_path, tiny):
     out, paths = tiny
-    used = {s: {a['source_index'] for a in _load(p)['annotations']} for s, p in paths.items()}
+    used = {s: {a['source_index'] for a in load_json(p)['annotations']} for s, p in paths.items()}
     assert used['train'] and used['val'] and not used['train'] & used['val']
     settings = read_settings(out)
     assert settings['complete'] and settings['settings']['pool_seed'] == 3
@@ -167,7 +152,7 @@ def test_digit_pools_disjoint(tmp_path, tiny):
     paths = generate_digits_detection(str(tmp_path), splits=(('train', 30),), image_size=32,
                                       scale_range=(8, 16), seed=9, pool_seed=3,
                                       pool_fractions=dict(val=6 / 18, train=12 / 18))
-    used_again = {a['source_index'] for a in _load(paths['train'])['annotations']}
+    used_again = {a['source_index'] for a in load_json(paths['train'])['annotations']}
     assert used_again <= set(pools['train'])
     assert read_settings(str(tmp_path))['outputs']['train']['pool_size'] == len(pools['train'])
 
@@ -178,16 +163,16 @@ def test_style_probs_respected(tmp_path):
         str(tmp_path), splits=(('train', 400), ('val', 40)), image_size=32,
         digits_per_image=(1, 1), scale_range=(8, 16), seed=0,
         style_probs=dict(train=probs))
-    train = Counter(img['style'] for img in _load(paths['train'])['images'])
+    train = Counter(img['style'] for img in load_json(paths['train'])['images'])
     for style, p in probs.items():
         assert abs(train[style] - 400 * p) <= 1
-    val = Counter(img['style'] for img in _load(paths['val'])['images'])
+    val = Counter(img['style'] for img in load_json(paths['val'])['images'])
     assert all(val[s] == 10 for s in STYLES)  # splits not named are uniform
     groups = read_image_groups(paths['train'])
     assert Counter(groups.values()) == train
     # the styles really look different: plain backgrounds are flat, photos are not
     flat = {}
-    for img in _load(paths['train'])['images'][:80]:
+    for img in load_json(paths['train'])['images'][:80]:
         arr = np.asarray(Image.open(tmp_path / 'train' / img['file_name'])).reshape(-1, 3)
         top = Counter(map(tuple, arr)).most_common(1)[0][1] / len(arr)
         flat.setdefault(img['style'], []).append(top)
@@ -197,7 +182,7 @@ def test_style_probs_respected(tmp_path):
 def test_group_map(tmp_path):
     paths = generate_digits_detection(str(tmp_path), splits=(('train', 8),), image_size=32,
                                       scale_range=(8, 16), group_map=dict(photo='real'))
-    for img in _load(paths['train'])['images']:
+    for img in load_json(paths['train'])['images']:
         assert img['group'] == ('real' if img['style'] == 'photo' else img['style'])
 
 
@@ -230,23 +215,23 @@ def test_cli_refuses_other_settings(tmp_path, capsys):
     tool = _tool()
     out = str(tmp_path / 'digits')
     assert tool.main(['--out', out] + ARGS) == 0
-    before = _tree(out)
+    before = file_tree(out)
     assert len(before) == 6 + 3 + 2 + 1
     capsys.readouterr()
     # identical settings: says so, leaves everything as it is
     assert tool.main(['--out', out] + ARGS) == 0
     assert 'identical settings' in capsys.readouterr().out
-    assert _tree(out) == before
+    assert file_tree(out) == before
     # other settings: refuses, touches nothing
     with pytest.raises(SystemExit) as e:
         tool.main(['--out', out, '--seed', '1'] + ARGS)
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert 'refusing' in err and 'seed' in err and '--overwrite' in err
-    assert _tree(out) == before
+    assert file_tree(out) == before
     # --overwrite replaces it, removing the files the old settings made
     assert tool.main(['--out', out, '--seed', '1', '--train', '4', '--overwrite'] + ARGS[2:]) == 0
-    after = _tree(out)
+    after = file_tree(out)
     assert len(after) == 4 + 3 + 2 + 1 and 'train/000005.png' not in after
     assert after['annotations/val.json'] != before['annotations/val.json']
     assert read_settings(out)['settings']['seed'] == 1
@@ -301,7 +286,7 @@ def test_loads_with_mmdet_coco_dataset(tiny):
     from mmdet.utils import register_all_modules
     register_all_modules()
     out, paths = tiny
-    coco = _load(paths['train'])
+    coco = load_json(paths['train'])
     ds = CocoDataset(
         data_root=out, ann_file='annotations/train.json', data_prefix=dict(img='train/'),
         metainfo=dataset_meta(),

@@ -1,5 +1,4 @@
 """Tests of the benchmark's glyph scenes and pretraining crops."""
-import json
 import os
 import os.path as osp
 import subprocess
@@ -12,6 +11,7 @@ from PIL import Image
 
 pytest.importorskip('sklearn')
 
+from conftest import file_tree, load_json  # noqa: E402
 from mmkd_plugins.synthetic import glyphs  # noqa: E402
 from mmkd_plugins.synthetic.glyphs import (CLASSES, DISTRACTORS, PRETRAIN_CLASSES,  # noqa: E402
                                            dataset_meta, generate_glyphs_detection,
@@ -20,20 +20,6 @@ from mmkd_plugins.synthetic.glyphs import (CLASSES, DISTRACTORS, PRETRAIN_CLASSE
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = dict(splits=(('train', 10), ('val', 6)), image_size=96, height_range=(8, 40))
-
-
-def _load(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def _tree(root):
-    out = {}
-    for d, _, files in os.walk(root):
-        for f in files:
-            with open(osp.join(d, f), 'rb') as fh:
-                out[osp.relpath(osp.join(d, f), root)] = fh.read()
-    return out
 
 
 @pytest.fixture(scope='module')
@@ -60,7 +46,7 @@ def test_deterministic(tmp_path):
     generate_glyphs_detection(a, seed=5, **TINY)
     generate_glyphs_detection(b, seed=5, **TINY)
     generate_glyphs_detection(c, seed=6, **TINY)
-    ta, tb, tc = _tree(a), _tree(b), _tree(c)
+    ta, tb, tc = file_tree(a), file_tree(b), file_tree(c)
     assert len(ta) == 10 + 6 + 2 + 1
     assert ta == tb
     assert ta['annotations/train.json'] != tc['annotations/train.json']
@@ -70,7 +56,7 @@ def test_deterministic(tmp_path):
 def test_coco_json_and_boxes(tiny):
     out, paths = tiny
     for split, n in (('train', 10), ('val', 6)):
-        coco = _load(paths[split])
+        coco = load_json(paths[split])
         assert [c['name'] for c in coco['categories']] == list(CLASSES)
         assert [i['id'] for i in coco['images']] == list(range(1, n + 1))
         assert all(i['group'] == i['style'] for i in coco['images'])
@@ -95,7 +81,7 @@ def test_boxes_are_tight_around_visible_pixels(tmp_path):
     paths = generate_glyphs_detection(
         str(tmp_path), splits=(('train', 6),), image_size=64, height_range=(12, 24),
         clutter_per_image=(0, 0), occluded_fraction=0.0, styles=('plain',), seed=2)
-    coco = _load(paths['train'])
+    coco = load_json(paths['train'])
     for img in coco['images']:
         arr = np.asarray(Image.open(tmp_path / 'train' / img['file_name']), dtype=np.int32)
         anns = [a for a in coco['annotations'] if a['image_id'] == img['id']]
@@ -172,11 +158,11 @@ def test_cli_glyphs(tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and 'identical settings' in res.stdout
     # a digits dataset asked for in the same folder is refused, nothing touched
-    before = _tree(out)
+    before = file_tree(out)
     res = subprocess.run(cmd[:2] + ['--dataset', 'digits'] + cmd[4:], capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 1 and 'refusing' in res.stderr
-    assert _tree(out) == before
+    assert file_tree(out) == before
 
 
 def test_loads_with_mmdet_coco_dataset(tiny):
@@ -188,9 +174,28 @@ def test_loads_with_mmdet_coco_dataset(tiny):
         data_root=out, ann_file='annotations/val.json', data_prefix=dict(img='val/'),
         metainfo=dataset_meta(),
         pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True)])
-    coco = _load(paths['val'])
+    coco = load_json(paths['val'])
     assert ds.metainfo['classes'] == CLASSES
     sample = ds[0]
     assert sample['img'].shape == (96, 96, 3)
     n = sum(a['image_id'] == sample['img_id'] for a in coco['annotations'])
     assert len(sample['gt_bboxes']) == n
+
+
+def test_target_data_unchanged_by_the_web_pool(tmp_path):
+    """The web pool (glyphs_web.py) reuses this module's glyph sources; the
+    target data must stay what the teacher was trained on. Digests computed
+    before the web pool was added (Pillow/numpy of this environment)."""
+    import hashlib
+    generate_glyphs_detection(str(tmp_path), seed=4, **TINY)
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(str(tmp_path))):
+        for f in sorted(files):
+            path = osp.join(root, f)
+            h.update(osp.relpath(path, str(tmp_path)).encode())
+            with open(path, 'rb') as fh:
+                h.update(fh.read())
+    assert h.hexdigest() == '0776c350902f7974df0e4a3bfc781bca712fa1bb52b4d0832e7e3c9e141675d7'
+    images, labels = glyph_crops(6, size=32, seed=3)
+    assert hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest() == \
+        '6e5f3140820465d18c51a2b8bd8976a059aa4ae3df303bd499569cfdeaf4c3c6'
