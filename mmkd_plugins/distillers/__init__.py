@@ -2,17 +2,21 @@
 from .cross_view_distiller import (CrossViewDistiller, CrossViewTerm, TwoViews,
                                    project_rois, warp_dense)
 from .detection_distiller import DetectionDistiller
+from .disagreement_weights import DisagreementWeights
 from .feature_term import FeatureTerm
 from .group_dro_distiller import GroupDRO, GroupDROCrossViewDistiller, GroupDRODistiller
 from .mc_dropout import MCDropout
+from .mix_distribution import MixDistribution, MixDistributionTerm
 from .parts import Batch, DistillTerm, Features, Probe, SingleView, Step, WholeBatch
+from .pseudo_boxes import TeacherPseudoBoxes
 from .recorder import OutputRecorder
 
 __all__ = [
     'DetectionDistiller', 'Batch', 'Features', 'Step', 'Probe', 'DistillTerm', 'SingleView',
     'WholeBatch', 'FeatureTerm', 'MCDropout', 'TwoViews', 'CrossViewTerm', 'GroupDRO',
     'CrossViewDistiller', 'GroupDRODistiller', 'GroupDROCrossViewDistiller', 'warp_dense',
-    'project_rois',
+    'project_rois', 'DisagreementWeights', 'MixDistribution', 'MixDistributionTerm',
+    'TeacherPseudoBoxes',
     'OutputRecorder', 'is_distiller_type'
 ]
 

@@ -39,8 +39,9 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from mmdet.registry import MODELS
-from .detectors import (build_detector_cfg, build_teacher, inherited_state, last_stage,
-                        loss_from_features, probe, run_stages, warn_if_normalised_differently)
+from .detectors import (build_detector_cfg, build_teacher, check_shared_head, inherited_state,
+                        last_stage, loss_from_features, parse_inherited, probe,
+                        run_dense_heads, run_stages, warn_if_normalised_differently)
 from .feature_term import FeatureTerm, make_terms
 from .parts import Batch, Features, Probe, SingleView, Step, WholeBatch, build_part
 from .recorder import OutputRecorder
@@ -66,11 +67,21 @@ class DetectionDistiller(BaseModel):
             filled in from the probe when omitted.
         probe_size (tuple[int, int]): (H, W) of the dummy image used to check
             shapes at build time. Default (128, 128).
-        init_student_from_teacher (Sequence[str]): Student modules (e.g.
-            ``('neck', 'bbox_head')``) that start from the teacher's weights,
-            as FGD's COCO results do; shapes must match. Applied in
-            :meth:`init_weights`, i.e. after the student's own init and
-            before any ``load_from``/``--resume``. Default: none.
+        init_student_from_teacher (Sequence[str | dict]): Student modules
+            (e.g. ``('neck', 'bbox_head')``) that start from the teacher's
+            weights, as FGD's COCO results do; shapes must match. An entry
+            ``dict(student='neck.0.fpn_convs', teacher='neck.fpn_convs')``
+            copies a teacher module of another name, and ``frozen=True``
+            keeps the module at the teacher's weights (no gradient, eval
+            mode): a frozen head is the teacher's head, so the student's neck
+            must give the teacher's widths (KD^3's head alignment,
+            ``docs/webly.md``). Applied in :meth:`init_weights`, i.e. after
+            the student's own init and before any ``load_from``/``--resume``.
+            Default: none.
+        detection_loss (bool): Whether a step adds the student's own
+            detection loss. ``False`` for unlabelled images (a web pool):
+            the student then runs only as far as the terms read (backbone,
+            neck, dense heads) and the terms are the whole loss. Default True.
         views (dict | object, optional): What both models run on
             (:mod:`.parts`); default :class:`~.parts.SingleView`.
         terms (Sequence[dict | DistillTerm]): Terms besides the
@@ -89,7 +100,8 @@ class DetectionDistiller(BaseModel):
                  teacher_ckpt: Optional[str] = _REQUIRED,
                  distill_losses: Optional[dict] = None,
                  probe_size: Sequence[int] = (128, 128),
-                 init_student_from_teacher: Sequence[str] = (),
+                 init_student_from_teacher: Sequence = (),
+                 detection_loss: bool = True,
                  views=None,
                  terms: Sequence = (),
                  objective=None,
@@ -120,9 +132,21 @@ class DetectionDistiller(BaseModel):
         #: The parsed ``distill_losses`` specs, by name.
         self.specs = {t.name: t.spec for t in self.terms if isinstance(t, FeatureTerm)}
         self._build_terms(tuple(probe_size))
-        self.init_student_from_teacher = tuple(init_student_from_teacher)
-        for prefix in self.init_student_from_teacher:
-            inherited_state(self.student, self.teacher, prefix)  # fail now, not at init
+        if not isinstance(detection_loss, bool):
+            raise TypeError(f'detection_loss must be True or False, got {detection_loss!r}')
+        if not detection_loss and not self.terms:
+            raise ValueError('detection_loss=False and no distillation term: nothing to '
+                             'train on; add distill_losses or terms')
+        self.detection_loss = detection_loss
+        self.init_student_from_teacher = parse_inherited(init_student_from_teacher)
+        for entry in self.init_student_from_teacher:
+            if entry.frozen and entry.student.split('.')[0] in ('bbox_head', 'rpn_head',
+                                                                'roi_head'):
+                check_shared_head(self.student, self.teacher, entry.student, probe_size)
+            # fail now, not at init
+            inherited_state(self.student, self.teacher, entry.student, entry.teacher)
+            if entry.frozen:
+                self.student.get_submodule(entry.student).requires_grad_(False)
         self.objective.attach(self)
 
     @property
@@ -137,6 +161,7 @@ class DetectionDistiller(BaseModel):
         s_names = set().union(*(t.student_modules for t in self.terms))
         t_names = set().union(*(t.teacher_modules for t in self.terms))
         self._student_rec = OutputRecorder(self.student, s_names)
+        self._student_stage = last_stage(s_names)
         self._teacher_rec = OutputRecorder(self.teacher, t_names)
         self._teacher_stage = last_stage(t_names)
         if not self.terms:
@@ -155,9 +180,9 @@ class DetectionDistiller(BaseModel):
         of ``init_student_from_teacher`` from the teacher."""
         super().init_weights()
         with torch.no_grad():
-            for prefix in self.init_student_from_teacher:
-                self.student.get_submodule(prefix).load_state_dict(
-                    inherited_state(self.student, self.teacher, prefix))
+            for entry in self.init_student_from_teacher:
+                self.student.get_submodule(entry.student).load_state_dict(
+                    inherited_state(self.student, self.teacher, entry.student, entry.teacher))
 
     # -- training ------------------------------------------------------------
     def loss(self, inputs, data_samples) -> Dict[str, Tensor]:
@@ -189,6 +214,13 @@ class DetectionDistiller(BaseModel):
         return losses
 
     def _student_losses(self, batch: Batch, features: Optional[Features]) -> dict:
+        if not self.detection_loss:
+            # Unlabelled images: only what the terms read (module records).
+            if features is None:
+                run_stages(self.student, batch.inputs, self._student_stage)
+            elif self._student_stage >= 2:
+                run_dense_heads(self.student, features.feats)
+            return {}
         if features is None:
             return self.student.loss(batch.inputs, batch.data_samples)
         return loss_from_features(self.student, batch.inputs, features.feats, batch.data_samples)
@@ -202,7 +234,8 @@ class DetectionDistiller(BaseModel):
             zero = sum(p.sum() for p in params) * 0.
             return {key: zero + batch.inputs.new_zeros(()) for t in self.terms for key in t.keys}
         with torch.no_grad(), self._teacher_rec.record():
-            run_stages(self.teacher, batch.inputs, self._teacher_stage)
+            if self._teacher_rec.names:  # e.g. not for MixDistribution alone
+                run_stages(self.teacher, batch.inputs, self._teacher_stage)
         step = Step(batch, self._student_rec, self._teacher_rec)
         return {key: value * scale for term in self.terms for key, value in term(step).items()}
 
@@ -262,6 +295,9 @@ class DetectionDistiller(BaseModel):
     def train(self, mode: bool = True):
         super().train(mode)
         self.teacher.eval()
+        for entry in getattr(self, 'init_student_from_teacher', ()):
+            if entry.frozen:  # its BatchNorm statistics stay the teacher's too
+                self.student.get_submodule(entry.student).eval()
         return self
 
     def _apply(self, fn, *args, **kwargs):

@@ -7,7 +7,7 @@ distillation terms.
 """
 import os.path as osp
 import warnings
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -103,18 +103,86 @@ def warn_if_normalised_differently(student: nn.Module, teacher: nn.Module) -> No
                 'models are fed the student\'s normalisation')
 
 
-def inherited_state(student: nn.Module, teacher: nn.Module, prefix: str) -> Dict[str, Tensor]:
-    """The teacher's state under ``prefix``, checked against the student's
+class Inherited(NamedTuple):
+    """One entry of ``init_student_from_teacher``: the student module
+    ``student`` starts from the teacher's module ``teacher``; ``frozen`` keeps
+    it at those weights (no gradient, eval mode), e.g. a head the student
+    shares with the teacher (KD^3's head alignment, ``docs/webly.md``)."""
+    student: str
+    teacher: str
+    frozen: bool = False
+
+
+def parse_inherited(entries: Sequence) -> Tuple[Inherited, ...]:
+    """``init_student_from_teacher`` entries: a module name (the same in both
+    models) or ``dict(student=..., teacher=..., frozen=False)`` (``teacher``
+    defaults to ``student``). Errors name the entry."""
+    if isinstance(entries, (str, dict)):
+        entries = (entries, )
+    out = []
+    for i, entry in enumerate(entries):
+        key = f'init_student_from_teacher[{i}]'
+        if isinstance(entry, str):
+            entry = dict(student=entry)
+        if not isinstance(entry, dict):
+            raise TypeError(f'{key} must be a module name or a dict(student=..., '
+                            f'teacher=..., frozen=...), got {entry!r}')
+        unknown = sorted(set(entry) - set(Inherited._fields))
+        if unknown or 'student' not in entry:
+            raise ValueError(f'{key}: keys are student (required), teacher and frozen; '
+                             f'got {sorted(entry)}')
+        name = entry['student']
+        teacher = entry.get('teacher', name)
+        frozen = entry.get('frozen', False)
+        if not all(isinstance(n, str) and n for n in (name, teacher)):
+            raise ValueError(f'{key}: student and teacher must be module names, got {entry!r}')
+        if not isinstance(frozen, bool):
+            raise TypeError(f'{key}.frozen must be True or False, got {frozen!r}')
+        out.append(Inherited(name, teacher, frozen))
+    return tuple(out)
+
+
+def inherited_state(student: nn.Module, teacher: nn.Module, prefix: str,
+                    teacher_prefix: Optional[str] = None) -> Dict[str, Tensor]:
+    """The state of the teacher's module ``teacher_prefix`` (default
+    ``prefix``), checked against the student's module ``prefix``
     (``init_student_from_teacher``: only identical layouts can be copied)."""
+    teacher_prefix = teacher_prefix or prefix
     key = f'init_student_from_teacher: {prefix!r}'
+    if teacher_prefix != prefix:
+        key += f' from the teacher\'s {teacher_prefix!r}'
     own = resolve_module(student, prefix, 'student', key).state_dict()
-    theirs = resolve_module(teacher, prefix, 'teacher', key).state_dict()
+    theirs = resolve_module(teacher, teacher_prefix, 'teacher', key).state_dict()
     for name, value in own.items():
         if name not in theirs or theirs[name].shape != value.shape:
             got = tuple(theirs[name].shape) if name in theirs else 'nothing'
             raise ValueError(f'{key}: student {prefix}.{name} {tuple(value.shape)} '
                              f'vs teacher {got}; only identical layouts can be copied')
     return theirs
+
+
+@torch.no_grad()
+def check_shared_head(student: nn.Module, teacher: nn.Module, head: str,
+                      probe_size: Sequence[int]) -> None:
+    """A head the student takes frozen from the teacher reads what the
+    student's neck gives, so that must have the teacher's level count and
+    widths (KD^3's head alignment: a projector at the end of the student's
+    neck maps its widths). Checked on a dummy image, in eval mode."""
+    outs = []
+    for model in (student, teacher):
+        was_training = model.training
+        model.eval()
+        try:
+            outs.append(model.extract_feat(torch.zeros(1, 3, *probe_size)))
+        finally:
+            model.train(was_training)
+    widths = [[t.shape[1] for t in feats] for feats in outs]
+    if widths[0] != widths[1]:
+        raise ValueError(
+            f'init_student_from_teacher: {head!r} is frozen, so the student runs the teacher\'s '
+            f'head, whose input widths must match: the student\'s neck gives {widths[0]} '
+            f'channels per level, the teacher\'s head takes {widths[1]}; end the student\'s '
+            f'neck with a projector to {widths[1][0]} channels (configs/webly/)')
 
 
 def run_stages(detector: nn.Module, inputs: Tensor, last_stage: int) -> None:
@@ -124,9 +192,15 @@ def run_stages(detector: nn.Module, inputs: Tensor, last_stage: int) -> None:
     if last_stage >= 1 and getattr(detector, 'with_neck', False):
         x = detector.neck(x)
     if last_stage >= 2:
-        for head in ('rpn_head', 'bbox_head'):
-            if getattr(detector, head, None) is not None:
-                getattr(detector, head)(x)
+        run_dense_heads(detector, x)
+
+
+def run_dense_heads(detector: nn.Module, feats: Sequence[Tensor]) -> None:
+    """Run the detector's dense heads (``rpn_head``, ``bbox_head``) on its
+    neck's ``feats``; outputs are picked up by forward hooks."""
+    for head in ('rpn_head', 'bbox_head'):
+        if getattr(detector, head, None) is not None:
+            getattr(detector, head)(feats)
 
 
 @torch.no_grad()
@@ -150,8 +224,12 @@ def last_stage(names) -> int:
     return max((STAGES[n.split('.')[0]] for n in names), default=0)
 
 
-def num_classes_of(detector: nn.Module) -> Optional[int]:
-    """The detector's class count (dense head or RoI head), if it has one."""
+def num_classes_of(detector: nn.Module, module: Optional[str] = None) -> Optional[int]:
+    """The detector's class count (dense head or RoI head), if it has one;
+    with ``module``, that of the head holding it (``rpn_head.*``: 1)."""
+    head = getattr(detector, module.split('.')[0], None) if module else None
+    if isinstance(getattr(head, 'num_classes', None), int):
+        return head.num_classes
     for path in ('bbox_head', 'roi_head.bbox_head'):
         try:
             return int(detector.get_submodule(path).num_classes)

@@ -4,12 +4,15 @@ A spec names a student and a teacher module, the levels to use, an adapter
 policy and a loss::
 
     loss_fgd=dict(student='neck', teacher='neck', levels=None, adapter='auto',
-                  loss=dict(type='FGDLoss', ...), mc_dropout=None)
+                  loss=dict(type='FGDLoss', ...), mc_dropout=None, image_weights=None)
 
 Each step the term reads both modules' recorded levels, adapts the student's
 channels, and calls the loss (:class:`~mmkd_plugins.losses.BaseDistillLoss`).
 With ``mc_dropout`` the term's teacher-side provider
-(:class:`~mmkd_plugins.distillers.MCDropout`) adds ``teacher_samples``.
+(:class:`~mmkd_plugins.distillers.MCDropout`) adds ``teacher_samples``; with
+``image_weights`` a provider of one weight per image (e.g. KD^3's
+:class:`~mmkd_plugins.distillers.DisagreementWeights`) gives the loss's
+``weights``.
 Every rule is checked at build time against the probe, with errors that name
 the config key.
 """
@@ -24,7 +27,7 @@ from .mc_dropout import MCDropout
 from .parts import DistillTerm, Probe, Step, build_part
 from .recorder import resolve_module
 
-SPEC_KEYS = ('student', 'teacher', 'loss', 'adapter', 'levels', 'mc_dropout')
+SPEC_KEYS = ('student', 'teacher', 'loss', 'adapter', 'levels', 'mc_dropout', 'image_weights')
 
 
 def loss_key(name: str) -> str:
@@ -53,7 +56,9 @@ class FeatureTerm(DistillTerm):
             ``student`` and ``teacher`` (module names, default ``'neck'``),
             ``adapter`` (``'auto'``: a 1x1 conv per level when widths
             differ; ``None``: widths must match), ``levels`` (indices, default
-            all) and ``mc_dropout`` (see :class:`MCDropout`).
+            all), ``mc_dropout`` (see :class:`MCDropout`) and
+            ``image_weights`` (a provider config, e.g. ``dict(type=
+            'DisagreementWeights')``: ``(N,)`` weights of the images).
         student (nn.Module): The student detector.
         teacher (nn.Module): The teacher detector.
     """
@@ -66,10 +71,17 @@ class FeatureTerm(DistillTerm):
         self.sampler = None if mc is None else MCDropout(mc, teacher, f'{self.key}.mc_dropout')
         if self.sampler is not None:
             self.spec['mc_dropout'] = self.sampler.cfg
+        self.image_weights = build_part(self.spec['image_weights'], lambda: None)
+        for who, model in (('student', student), ('teacher', teacher)):
+            if self.image_weights is not None:
+                resolve_module(model, getattr(self.image_weights, who), who,
+                               f'{self.key}.image_weights.{who}')
         self.keys = (loss_key(name), )
-        self.student_modules = {self.spec['student']}
+        extra = self.image_weights
+        self.student_modules = {self.spec['student']} | ({extra.student} if extra else set())
         self.teacher_modules = {self.spec['teacher']} | (
-            self.sampler.teacher_modules if self.sampler else set())
+            self.sampler.teacher_modules if self.sampler else set()) | (
+            {extra.teacher} if extra else set())
 
     def _parse(self, spec) -> dict:
         key = self.key
@@ -81,7 +93,7 @@ class FeatureTerm(DistillTerm):
         if 'loss' not in spec:
             raise ValueError(f'{key}: missing "loss" (the loss config)')
         parsed = dict(student='neck', teacher='neck', adapter='auto', levels=None,
-                      mc_dropout=None)
+                      mc_dropout=None, image_weights=None)
         parsed.update(spec)
         if parsed['adapter'] not in ('auto', None):
             raise ValueError(f"{key}.adapter must be 'auto' or None, got {parsed['adapter']!r}")
@@ -111,6 +123,9 @@ class FeatureTerm(DistillTerm):
         self.loss = self._build_loss(t_levels)
         if self.sampler is not None:
             self.sampler.check(lambda: self.teacher_samples(probe.teacher), t_levels)
+        if self.image_weights is not None:
+            self.image_weights.build(probe, self.key,
+                                     num_classes_of(self.teacher, self.image_weights.teacher))
 
     def _check_shapes(self, s_levels: List[tuple], t_levels: List[tuple]) -> None:
         spec = self.spec
@@ -149,7 +164,8 @@ class FeatureTerm(DistillTerm):
         check_loss_args(cls, cfg, key)
         channels = {t[1] for t in t_levels}
         fill_loss_args(cls, cfg, key, dict(
-            num_levels=len(t_levels), num_classes=num_classes_of(self.teacher),
+            num_levels=len(t_levels),
+            num_classes=num_classes_of(self.teacher, self.spec['teacher']),
             in_channels=channels.pop() if len(channels) == 1 else None),
             f"the teacher's {self.spec['teacher']!r} gives")
         takes_samples = getattr(cls, 'accepts_teacher_samples', False)
@@ -164,7 +180,8 @@ class FeatureTerm(DistillTerm):
         if self.sampler is not None:
             self.sampler.fill_loss_config(cls, cfg, key)
         if getattr(cls, 'requires_same_classes', False):
-            s_cls, t_cls = num_classes_of(self.student), num_classes_of(self.teacher)
+            s_cls = num_classes_of(self.student, self.spec['student'])
+            t_cls = num_classes_of(self.teacher, self.spec['teacher'])
             if s_cls != t_cls:
                 raise ValueError(
                     f'{self.key}: {cls.__name__} compares classes, but the student has '
@@ -184,6 +201,9 @@ class FeatureTerm(DistillTerm):
             s = [adapter(x) for adapter, x in zip(self.adapters, s)]
         extra = {} if self.sampler is None else {
             'teacher_samples': self.teacher_samples(step.teacher)}
+        if self.image_weights is not None:
+            w = self.image_weights(step).view(-1, 1, 1, 1)
+            extra['weights'] = tuple(w for _ in s)
         return {self.keys[0]: self.loss(tuple(s), tuple(t),
                                         data_samples=step.batch.data_samples, **extra)}
 
