@@ -34,6 +34,22 @@ def _is_plugin_type(type_name: Any) -> bool:
     return False
 
 
+def _plain_types(obj: Any) -> Any:
+    """``obj`` with every mmkd_plugins type that declares ``exported_as``
+    (e.g. the web pool dataset and its sampler, which only add checks and a
+    selection to an MMDetection class) replaced by that MMDetection type."""
+    if isinstance(obj, dict):
+        out = {k: _plain_types(v) for k, v in obj.items()}
+        if _is_plugin_type(obj.get('type')):
+            cls = next(r.get(obj['type']) for r in _REGISTRIES if r.get(obj['type']))
+            if getattr(cls, 'exported_as', None):
+                out['type'] = cls.exported_as
+        return out
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain_types(v) for v in obj)
+    return obj
+
+
 def _plugin_types(obj: Any) -> List[str]:
     """Every ``type`` in a config tree that only mmkd_plugins registers."""
     found = []
@@ -63,14 +79,15 @@ def sha256_of(path: str) -> str:
 
 
 def standalone_student_config(cfg: Config) -> Config:
-    """The distillation config with ``model`` replaced by the student and the
+    """The distillation config with ``model`` replaced by the student, the
     distillation-only parts (its hooks, ``custom_imports`` of mmkd_plugins,
-    ``load_from``/``resume``) removed."""
+    ``load_from``/``resume``) removed, and mmkd_plugins types that declare
+    ``exported_as`` written as that MMDetection type."""
     from .distillers import is_distiller_type
     if not is_distiller_type(cfg.model.get('type')):
         raise ValueError(f'model.type is {cfg.model.get("type")!r}, not '
                          'DetectionDistiller: there is no student to export')
-    out = Config(cfg.to_dict())
+    out = Config(_plain_types(cfg.to_dict()))
     out.model = build_detector_cfg(cfg.model.student, 'model.student')
     out.load_from = None
     out.resume = False

@@ -2,6 +2,7 @@ from .distill_loss_weight_hook import DistillLossWeightHook, loss_weight_factor
 from .distill_stop_hook import DistillStopHook
 from .teacher_eval_hook import TeacherEvalHook
 from .uncertainty_vis_hook import UncertaintyVisHook
+from .web_selection_hook import WebSelectionHook
 
 __all__ = ['DistillLossWeightHook', 'DistillStopHook', 'TeacherEvalHook',
-           'UncertaintyVisHook', 'loss_weight_factor']
+           'UncertaintyVisHook', 'WebSelectionHook', 'loss_weight_factor']
