@@ -6,9 +6,10 @@ paired differences to their twins.
         [--rows student inherit fgd ...] [--jobs 2] [--preset cpu|cuda]
     python tools/benchmark_accuracy.py --table-only     # tables from stored runs
 
-It makes the suite's data (``tools/make_demo_data.py``), pretrains the
-backbones on glyph crops (``tools/pretrain_backbone.py``), trains the
-teacher once, then every row once per seed, and writes the table into
+It makes the suite's data (``tools/make_demo_data.py``; the webly suite's
+web pool too), pretrains the backbones on glyph crops
+(``tools/pretrain_backbone.py``), trains the teacher once (the webly suite
+reuses the glyph suite's), then every row once per seed, and writes the table into
 ``docs/benchmarks.md`` (between the suite's markers), the rows into
 ``docs/accuracy.json`` and a picture beside the doc. Finished runs are kept
 in ``<work-dir>/results.json`` and reused while their options and inputs
@@ -51,13 +52,15 @@ def build_parser():
 def write_outputs(suite, preset, harness, seeds, doc, json_path, command):
     """The suite's table, picture and accuracy.json rows from stored runs."""
     results = load_results(harness.results_path)
-    table = tables.suite_table(suite, results, seeds, prefix=harness.prefix)
+    teacher_key = f'{harness.teacher_prefix}/teacher/0'
+    table = tables.suite_table(suite, results, seeds, prefix=harness.prefix,
+                               teacher_key=teacher_key)
     if not table:
         return None
     image = osp.join(osp.dirname(doc), suite.image if preset.name == 'cpu'
                      else suite.image.replace('.png', f'-{preset.name}.png'))
     plots.plot_suite(table, image, f'{harness.prefix}: mean over seeds, dots = seeds')
-    teacher = results.get(f'{harness.prefix}/teacher/0')
+    teacher = results.get(teacher_key)
     head = (f'Produced by `{command}` on {_device(preset)}. Teacher '
             f'`{preset.config(suite.teacher)}`'
             + (f' ({teacher.get("seconds", 0) / 60:.0f} min)' if teacher else '') +
@@ -87,6 +90,9 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     suite, preset = SUITES[args.suite], PRESETS[args.preset]
+    if preset.name not in suite.presets:
+        parser.error(f'--suite {args.suite} has no configs for --preset {args.preset}; '
+                     f'its presets: {", ".join(suite.presets)}')
     rows = args.rows or list(suite.default_rows)
     unknown = [r for r in rows if r not in suite.rows]
     if unknown:
@@ -98,7 +104,9 @@ def main(argv=None):
     if not args.table_only:
         inputs = dict(data=harness.make_data(), pretrain=harness.pretrain())
         teacher = harness.teacher_job(inputs)
-        harness.run([teacher] + harness.row_jobs(rows, args.seeds, inputs, teacher))
+        # the rows depend on the suite's pools too (the web pool), the teacher not
+        row_inputs = dict(inputs, **harness.make_pools())
+        harness.run([teacher] + harness.row_jobs(rows, args.seeds, row_inputs, teacher))
     command = (f'python tools/benchmark_accuracy.py --suite {args.suite} --preset {args.preset} '
                f'--seeds {" ".join(map(str, args.seeds))}')
     block = write_outputs(suite, preset, harness, args.seeds, args.doc, args.json, command)

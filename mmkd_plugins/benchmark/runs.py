@@ -115,7 +115,14 @@ class Harness:
         self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
         self.work_dir = work_dir
         self.results_path = osp.join(work_dir, 'results.json')
+        if preset.name not in suite.presets:
+            raise ValueError(f'suite {suite.name!r} has no configs for preset {preset.name!r}; '
+                             f'its presets: {list(suite.presets)}')
         self.prefix = suite.name if preset.name == 'cpu' else f'{suite.name}-{preset.name}'
+        teacher_suite = suite.teacher_suite or suite.name
+        #: Where the teacher's run lives: another suite's, when the suite reuses it.
+        self.teacher_prefix = teacher_suite if preset.name == 'cpu' else \
+            f'{teacher_suite}-{preset.name}'
 
     # -- inputs ------------------------------------------------------------
     def make_data(self) -> str:
@@ -125,6 +132,18 @@ class Harness:
         subprocess.check_call([sys.executable, osp.join(REPO, 'tools', 'make_demo_data.py'),
                                *args, '--quiet'], cwd=REPO)
         return file_digest(osp.join(REPO, root, 'settings.json'))
+
+    def make_pools(self) -> Dict[str, str]:
+        """Generate the suite's further data (:attr:`Suite.pools`, e.g. the
+        web pool; a no-op when it exists with the same settings) and return
+        ``{'pool:<folder>': digest of its settings}``, inputs of the rows."""
+        digests = {}
+        for args in self.suite.pools:
+            subprocess.check_call([sys.executable, osp.join(REPO, 'tools', 'make_demo_data.py'),
+                                   *args, '--quiet'], cwd=REPO)
+            out = args[list(args).index('--out') + 1]
+            digests[f'pool:{out}'] = file_digest(osp.join(REPO, out, 'settings.json'))
+        return digests
 
     def pretrain(self) -> Dict[str, str]:
         """Pretrain the suite's backbones where needed (in parallel, one
@@ -157,7 +176,7 @@ class Harness:
 
     def teacher_job(self, base_inputs: dict) -> Job:
         config = self.preset.config(self.suite.teacher)
-        return Job(f'{self.prefix}/teacher/0', config,
+        return Job(f'{self.teacher_prefix}/teacher/0', config,
                    self._schedule(config) + ['randomness.seed=0'],
                    dict(base_inputs, config=config_digest(config)))
 
@@ -182,13 +201,13 @@ class Harness:
         return jobs
 
     def teacher_checkpoint(self) -> Optional[str]:
-        return ex.last_checkpoint(osp.join(self.work_dir, self.prefix, 'teacher_seed0'))
+        return ex.last_checkpoint(osp.join(self.work_dir, self.teacher_prefix, 'teacher_seed0'))
 
     def _teacher_inputs(self):
         ckpt = self.teacher_checkpoint()
         if ckpt is None:
             raise FileNotFoundError(
-                f'no teacher checkpoint under {self.work_dir}/{self.prefix}/teacher_seed0')
+                f'no teacher checkpoint under {self.work_dir}/{self.teacher_prefix}/teacher_seed0')
         return [f'model.teacher_ckpt={ckpt}'], dict(teacher=file_digest(ckpt))
 
     # -- running -----------------------------------------------------------
@@ -207,8 +226,8 @@ class Harness:
             rec = self._stored(job, load_results(self.results_path))
             if rec is not None:
                 return rec
-        row, seed = job.key.split('/')[1:]
-        work = osp.join(self.work_dir, self.prefix, f'{row}_seed{seed}')
+        prefix, row, seed = job.key.split('/')
+        work = osp.join(self.work_dir, prefix, f'{row}_seed{seed}')
         self.log(f'[{job.key}] training {job.config}')
         start = time.time()
         metrics = ex.train(job.config, work, options, threads=self.threads)

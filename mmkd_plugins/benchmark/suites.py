@@ -58,6 +58,13 @@ class Suite:
             configs whose backbones are pretrained, and where the weights go.
         doc_markers (tuple[str, str]): where its table goes in the doc.
         image (str): the picture's file name, beside the doc.
+        pools (tuple[tuple[str]]): ``tools/make_demo_data.py`` arguments of
+            further data the rows train on besides ``data`` (the webly
+            suite's unlabelled web pool); they are inputs of the rows, not of
+            the teacher.
+        teacher_suite (str, optional): the suite whose teacher this one
+            reuses (its run, checkpoint and record), instead of its own.
+        presets (tuple[str]): the presets the suite has configs for.
     """
     name: str
     data: Tuple[str, ...]
@@ -71,6 +78,9 @@ class Suite:
         TEACHER: 'work_dirs/pretrain/glyphs_resnet50-w32.pth'})
     doc_markers: Tuple[str, str] = ('<!-- glyphs:start -->', '<!-- glyphs:end -->')
     image: str = 'accuracy_glyphs.png'
+    pools: Tuple[Tuple[str, ...], ...] = ()
+    teacher_suite: Optional[str] = None
+    presets: Tuple[str, ...] = ('cpu', 'cuda')
 
 
 GLYPH_ROWS = {
@@ -88,12 +98,50 @@ GLYPH_ROWS = {
         note='power check: FGD on the teacher features of another image of the batch'),
 }
 
+_WEB = 'configs/webly/{}_retinanet-r18-w16_retinanet-r50-w32_glyphs-web.py'
+# KD^3 (issue 15, docs/webly.md): the student learns from an unlabelled web
+# pool of the glyphs (other renderings, other backgrounds, 25 % irrelevant
+# images) and never sees the target training images; every row is scored on
+# the target validation split with the glyph suite's teacher.
+WEBLY_ROWS = {
+    'student': Row(STUDENT, twin=None, distills=False,
+                   note='student alone, trained on the labelled target data'),
+    'target-student': Row(
+        INHERIT, twin='student',
+        note="upper bound: the labelled target data, the teacher's FPN output convs and "
+             'head, no distillation loss (the glyph suite\'s inherit)'),
+    'web-kd': Row(_WEB.format('web-kd'), twin='target-student',
+                  note='dense KD (class and box maps) on the whole web pool'),
+    'kd3': Row(_WEB.format('kd3'), twin='web-kd',
+               note='KD^3: selection, head alignment, weighted feature alignment, '
+                    'MixDistribution, on top of web-kd'),
+    'kd3-no-selection': Row(_WEB.format('kd3-no-selection'), twin='kd3',
+                            note='KD^3 without the dynamic selection'),
+    'kd3-no-mixdist': Row(_WEB.format('kd3-no-mixdist'), twin='kd3',
+                          note='KD^3 without MixDistribution'),
+    'kd3-no-head-align': Row(_WEB.format('kd3-no-head-align'), twin='kd3',
+                             note="KD^3 without head alignment (the student's own head)"),
+    'broken-web-kd-shuffled': Row(
+        _WEB.format('broken-web-kd-shuffled'), twin='web-kd',
+        note="power check: web-kd on the teacher's maps of another image of the batch"),
+}
+
 SUITES = {
     'glyphs': Suite(
         name='glyphs', data=('--dataset', 'glyphs', '--out', 'data/glyphs'),
         data_root='data/glyphs/', rows=GLYPH_ROWS,
         default_rows=('student', 'inherit', 'fgd', 'pkd', 'cwd', 'mse', 'kd',
                       'broken-fgd-shuffled')),
+    'webly': Suite(
+        name='webly', data=('--dataset', 'glyphs', '--out', 'data/glyphs'),
+        data_root='data/glyphs/', rows=WEBLY_ROWS,
+        # KD^3, its twin and the power check; the upper bound, the student and
+        # the ablations on request (--rows), as CPU time allows
+        default_rows=('web-kd', 'kd3', 'broken-web-kd-shuffled'),
+        pools=(('--dataset', 'glyphs-web', '--out', 'data/glyphs_web'), ),
+        teacher_suite='glyphs', presets=('cpu', ),
+        doc_markers=('<!-- webly:start -->', '<!-- webly:end -->'),
+        image='accuracy_webly.png'),
 }
 
 

@@ -139,7 +139,7 @@ def write_markdown(doc: str, block: str, start: str, end: str) -> None:
 
 
 def suite_table(suite, results: Dict[str, dict], seeds: Sequence[int],
-                prefix: Optional[str] = None) -> List[dict]:
+                prefix: Optional[str] = None, teacher_key: Optional[str] = None) -> List[dict]:
     """The rows of a suite's Markdown table, from its stored runs.
 
     Each row: its name, config (with its extra options), the seeds that
@@ -147,12 +147,13 @@ def suite_table(suite, results: Dict[str, dict], seeds: Sequence[int],
     its twin (mean ± std, 95 % interval, verdict) and the fraction of the
     teacher-student gap closed; the teacher (seed 0) comes first. Rows with
     no run for ``seeds`` are left out. ``_maps`` and ``_paired`` keep the
-    numbers for the plot.
+    numbers for the plot. ``teacher_key`` is the teacher's run (default
+    ``<prefix>/teacher/0``; another suite's when the suite reuses its teacher).
     """
     prefix = prefix or suite.name
     per_row = {name: {s: results[f'{prefix}/{name}/{s}']['coco/bbox_mAP'] for s in seeds
                       if f'{prefix}/{name}/{s}' in results} for name in suite.rows}
-    teacher = results.get(f'{prefix}/teacher/0')
+    teacher = results.get(teacher_key or f'{prefix}/teacher/0')
     student = per_row.get('student') or {}
     table = []
     if teacher:

@@ -132,3 +132,52 @@ def test_a_need_nothing_provides_fails_clearly(harness):
     with pytest.raises(RuntimeError, match='toy/teacher/0.*neither run nor stored'):
         h.run(jobs)
     assert fake.calls == []
+
+
+def _web_suite():
+    rows = {'student': Row('s.py', twin=None, distills=False),
+            'kd3': Row('k.py', twin='student')}
+    return Suite(name='web', data=(), data_root='d/', rows=rows, default_rows=tuple(rows),
+                 teacher='t.py', pretrain={}, teacher_suite='toy',
+                 pools=(('--dataset', 'glyphs-web', '--out', 'pool'), ), presets=('cpu', ))
+
+
+def test_pools_are_made_and_a_shared_teacher_is_reused(harness, tmp_path, monkeypatch):
+    toy, fake = harness
+    toy.run(_jobs(toy, rows=('student', ), seeds=(0, )))  # the toy suite trains its teacher
+    calls = []
+
+    def make(cmd, cwd):
+        calls.append(cmd)
+        out = tmp_path / 'repo' / cmd[cmd.index('--out') + 1]
+        out.mkdir(parents=True, exist_ok=True)
+        (out / 'settings.json').write_text(json.dumps(cmd))
+
+    monkeypatch.setattr(runs.subprocess, 'check_call', make)
+    monkeypatch.setattr(runs, 'REPO', str(tmp_path / 'repo'))
+    web = runs.Harness(_web_suite(), PRESETS['cpu'], str(tmp_path), jobs=1, log=lambda m: None)
+    pools = web.make_pools()
+    assert calls[0][-5:] == ['--dataset', 'glyphs-web', '--out', 'pool', '--quiet']
+    assert list(pools) == ['pool:pool'] and len(pools['pool:pool']) == 12
+    fake.calls.clear()
+    inputs = dict(data='d1')
+    teacher = web.teacher_job(inputs)
+    assert teacher.key == 'toy/teacher/0' and 'pool:pool' not in teacher.inputs
+    done = web.run([teacher] + web.row_jobs(['student', 'kd3'], [0], dict(inputs, **pools),
+                                            teacher))
+    # the toy suite's teacher is stored and unchanged: only the two rows train,
+    # the distiller row with the toy teacher's checkpoint
+    assert [c[0] for c in fake.calls] == ['s.py', 'k.py']
+    kd3 = next(c for c in fake.calls if c[0] == 'k.py')
+    assert f'model.teacher_ckpt={toy.teacher_checkpoint()}' in kd3[2]
+    assert kd3[1] == str(tmp_path / 'web' / 'kd3_seed0')
+    assert done['web/kd3/0']['inputs']['pool:pool'] == pools['pool:pool']
+    # another pool makes the rows stale, not the teacher
+    fake.calls.clear()
+    web.run([teacher] + web.row_jobs(['kd3'], [0], dict(inputs, **{'pool:pool': 'x'}), teacher))
+    assert [c[0] for c in fake.calls] == ['k.py']
+
+
+def test_a_suite_refuses_a_preset_it_has_no_configs_for(tmp_path):
+    with pytest.raises(ValueError, match="suite 'web' has no configs for preset 'cuda'"):
+        runs.Harness(_web_suite(), PRESETS['cuda'], str(tmp_path))
