@@ -3,7 +3,7 @@
 paired differences to their twins.
 
     python tools/benchmark_accuracy.py [--suite glyphs] [--seeds 0 1 2] \
-        [--rows student inherit fgd ...] [--jobs 2] [--preset cpu|cuda]
+        [--rows student inherit fgd ...] [--jobs 2] [--device cpu|cuda]
     python tools/benchmark_accuracy.py --table-only     # tables from stored runs
 
 It makes the suite's data (``tools/make_demo_data.py``; the webly suite's
@@ -32,9 +32,9 @@ from mmkd_plugins.benchmark.suites import PRESETS, SUITES  # noqa: E402
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--suite', choices=sorted(SUITES), default='glyphs')
-    p.add_argument('--preset', choices=sorted(PRESETS), default='cpu',
-                   help='cpu: the configs as they are; cuda: twice the image size, four '
-                        'times the iterations (for a GPU)')
+    p.add_argument('--device', choices=sorted(PRESETS), default='cpu',
+                   help='cpu: the configs as they are; cuda: the larger preset for a lent '
+                        'GPU, twice the image size and four times the iterations')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--rows', nargs='+', default=None,
                    help='rows to run (default: the suite\'s default rows)')
@@ -89,10 +89,10 @@ def _device(preset):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    suite, preset = SUITES[args.suite], PRESETS[args.preset]
+    suite, preset = SUITES[args.suite], PRESETS[args.device]
     if preset.name not in suite.presets:
-        parser.error(f'--suite {args.suite} has no configs for --preset {args.preset}; '
-                     f'its presets: {", ".join(suite.presets)}')
+        parser.error(f'--suite {args.suite} has no configs for --device {args.device}; '
+                     f'its devices: {", ".join(suite.presets)}')
     rows = args.rows or list(suite.default_rows)
     unknown = [r for r in rows if r not in suite.rows]
     if unknown:
@@ -107,7 +107,7 @@ def main(argv=None):
         # the rows depend on the suite's pools too (the web pool), the teacher not
         row_inputs = dict(inputs, **harness.make_pools())
         harness.run([teacher] + harness.row_jobs(rows, args.seeds, row_inputs, teacher))
-    command = (f'python tools/benchmark_accuracy.py --suite {args.suite} --preset {args.preset} '
+    command = (f'python tools/benchmark_accuracy.py --suite {args.suite} --device {args.device} '
                f'--seeds {" ".join(map(str, args.seeds))}')
     block = write_outputs(suite, preset, harness, args.seeds, args.doc, args.json, command)
     if block is None:
