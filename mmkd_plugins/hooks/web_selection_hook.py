@@ -205,7 +205,10 @@ class WebSelectionHook(Hook):
         get_distiller(runner, type(self).__name__)
         sampler = _find_sampler(runner)
         if self.interval is None:
-            batch = runner.train_dataloader.batch_size or 1
+            loader = runner.train_dataloader
+            # under a batch sampler (mmdet's AspectRatioBatchSampler) the
+            # DataLoader's own batch_size is None
+            batch = loader.batch_size or getattr(loader.batch_sampler, 'batch_size', 1)
             self.interval = max(1, math.ceil(sampler.size / batch))
         runner.logger.info(f'WebSelectionHook: an epoch is {self.interval} iterations '
                            f'(pool of {sampler.size} images)')

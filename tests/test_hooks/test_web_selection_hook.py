@@ -156,6 +156,21 @@ def test_hook_selects_every_epoch_and_sampler_draws_kept_only(web_root, tmp_path
     assert sorted(np.flatnonzero(sampler.keep) + 1) == rounds[-1]['kept_ids']
 
 
+def test_an_epoch_is_one_pass_of_the_batches_under_a_batch_sampler(web_root, tmp_path,
+                                                                   fast_runner):
+    from mmengine.runner import Runner
+    hook = dict(type='WebSelectionHook', ramp_epochs=4, stop_epoch=3, batch_size=4,
+                pipeline=[dict(type='LoadImageFromFile'),
+                          dict(type='Resize', scale=(64, 64), keep_ratio=True),
+                          dict(type='PackDetInputs')])
+    cfg = web_runner_cfg(web_root, str(tmp_path), max_iters=6, hook=hook)
+    cfg.train_dataloader.batch_size = 4
+    cfg.train_dataloader.batch_sampler = dict(type='AspectRatioBatchSampler')
+    Runner.from_cfg(cfg).train()
+    # 10 images in batches of 4: an epoch is 3 iterations, rounds at 0 and 3
+    assert [(r['epoch'], r['iter']) for r in _rounds(str(tmp_path))] == [(0, 0), (1, 3)]
+
+
 def test_sampler_draws_only_what_a_round_keeps(web_root, tmp_path, fast_runner, monkeypatch):
     from mmengine.runner import Runner
     from mmkd_plugins.hooks import web_selection_hook as wsh
