@@ -25,6 +25,7 @@ __all__ = [
     'fgd_mask_loss', 'fgd_masks', 'fgd_relation_loss',
     'spatial_channel_attention', 'FeatureMSELoss', 'feature_mse_level_loss',
     'PKDLoss', 'pkd_level_loss', 'standardize', 'UncertaintyAwareLoss',
-    'mc_uncertainty', 'minmax_per_image', 'add_uncertainty', 'uncertainty_weights', 'CrossViewLoss', 'DenseKDLoss', 'binary_kl',
+    'mc_uncertainty', 'minmax_per_image', 'add_uncertainty', 'uncertainty_weights',
+    'CrossViewLoss', 'DenseKDLoss', 'binary_kl',
     'cross_view_terms', 'sigmoid_confidence', 'softmax_confidence', 'softmax_kl'
 ]
