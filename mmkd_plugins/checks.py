@@ -11,7 +11,7 @@ their arguments with the functions here instead of their own copies:
   :class:`~mmkd_plugins.losses.BaseDistillLoss`), :func:`check_loss_args`
   (arguments the class takes), :func:`fill_loss_args` (values measured by the
   distiller, such as ``in_channels``);
-* Monte Carlo dropout: :data:`PLACEMENTS`, :data:`REDUCES` and
+* Monte Carlo dropout: :data:`PLACEMENTS` (and :data:`REMOVED_PLACEMENTS`), :data:`REDUCES` and
   :func:`check_mc_options`, read by the distiller's sampler
   (:mod:`~mmkd_plugins.distillers.mc_dropout`) and by UET's loss alike.
 """
@@ -21,8 +21,16 @@ from typing import Any, Mapping, Optional, Sequence
 
 from mmdet.registry import MODELS
 
-#: Where MC dropout sits in the teacher, relative to the distilled neck.
-PLACEMENTS = ('backbone', 'neck', 'head')
+#: Where MC dropout sits in the teacher: before its last backbone stage, or
+#: before its dense head (both non-linear; see ``docs/uet.md``).
+PLACEMENTS = ('stage', 'head')
+#: Placements that were removed, and why (quoted by the error).
+REMOVED_PLACEMENTS = {
+    'backbone': "MMDetection's FPN is linear, so dropout on its inputs has a closed-form "
+                'variance: sampling it measures nothing',
+    'neck': "MMDetection's FPN is linear, so dropout on its lateral outputs has a "
+            'closed-form variance: sampling it measures nothing',
+}
 #: The shape of the uncertainty map: (N, 1, H, W), (N, C, 1, 1), (N, C, H, W).
 REDUCES = ('spatial', 'channel', 'both')
 
@@ -109,6 +117,10 @@ def check_mc_options(placement: str, reduce: str, scale, prefix: str = '') -> fl
     Returns:
         float: ``scale``.
     """
+    if placement in REMOVED_PLACEMENTS:
+        raise ValueError(f'{prefix}placement={placement!r} was removed: '
+                         f'{REMOVED_PLACEMENTS[placement]} (docs/uet.md). Use one of '
+                         f'{PLACEMENTS}')
     check_choice(f'{prefix}placement', placement, PLACEMENTS)
     check_choice(f'{prefix}reduce', reduce, REDUCES)
     scale = check_number(f'{prefix}scale', scale, inclusive=False, max_value=1)

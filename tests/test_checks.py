@@ -53,9 +53,10 @@ def test_check_choice():
 
 
 @pytest.mark.parametrize('args,match', [
-    (('roi', 'spatial', 1.0), r"k.placement must be one of \('backbone', 'neck', 'head'\)"),
-    (('neck', 'pixel', 1.0), r'k.reduce must be one of'),
-    (('neck', 'spatial', 1.5), r'k.scale must be in \(0, 1\], got 1.5'),
+    (('roi', 'spatial', 1.0), r"k.placement must be one of \('stage', 'head'\)"),
+    (('neck', 'spatial', 1.0), r"k.placement='neck' was removed: MMDetection's FPN is linear"),
+    (('stage', 'pixel', 1.0), r'k.reduce must be one of'),
+    (('stage', 'spatial', 1.5), r'k.scale must be in \(0, 1\], got 1.5'),
     (('head', 'both', 1.0), r"k.reduce='both' with placement='head'"),
 ])
 def test_mc_options(args, match):

@@ -1,7 +1,8 @@
-# UET on top of FGD: the FGD twin (../fgd/fgd_gfl-r50_gfl-r101_1x_coco.py) with its loss
-# wrapped by UncertaintyAwareLoss and Monte Carlo dropout on the teacher's
-# backbone outputs (../_base_/distill/uet.py; at scale 0.5, P3 at 50x84 for
-# 800x1333 inputs). See docs/uet.md.
+# UET on top of FGD: the FGD twin (../fgd/fgd_gfl-r50_gfl-r101_1x_coco.py) with its
+# loss wrapped by UncertaintyAwareLoss, in the default variant of
+# ../_base_/distill/uet.py (kd_uet_default): Monte Carlo dropout on the input
+# of the teacher's last backbone stage, that stage and the FPN run 8 times,
+# 2 passes per batched call. See docs/uet.md.
 _base_ = ['../fgd/fgd_gfl-r50_gfl-r101_1x_coco.py', '../_base_/distill/uet.py']
 model = dict(distill_losses=dict(loss_fgd=dict(
     mc_dropout=_base_.kd_uet_mc_dropout,

@@ -1,9 +1,7 @@
 # UET on the demo data: the FGD demo (its twin in ../fgd/) with the FGD loss
-# wrapped by UncertaintyAwareLoss and Monte Carlo dropout on the teacher's
-# backbone outputs (../_base_/distill/uet.py). At scale 0.5 the passes run on
-# P3-P5 maps of 8x8, 4x4, 2x2 for 128x128 images: at full resolution the
-# teacher's 128-wide FPN, repeated 8 times, costs +45 % over FGD on the CPU;
-# at 0.5 about +13 % (docs/benchmarks.md).
+# wrapped by UncertaintyAwareLoss, in the default variant of
+# ../_base_/distill/uet.py (kd_uet_default): Monte Carlo dropout on the input
+# of the teacher's last backbone stage, that stage and the FPN run 8 times.
 _base_ = ['../fgd/fgd_retinanet-r18-w16_retinanet-r18-w32_1500i_digits.py',
           '../_base_/distill/uet.py']
 model = dict(distill_losses=dict(loss_fgd=dict(

@@ -92,6 +92,18 @@ GLYPH_ROWS = {
     'cwd': Row('configs/baselines/cwd_' + _PAIR, note='CWD, T=1, weight 5'),
     'mse': Row('configs/baselines/mse_' + _PAIR, note='feature MSE, weight 1'),
     'kd': Row('configs/baselines/kd_' + _PAIR, note='dense logit KD, weight 2'),
+    # UET (docs/uet.md): one row per variant of configs/_base_/distill/uet.py,
+    # each read against the host it wraps. Only the paper's form on FGD and
+    # on a second host are default rows (CPU time); the others run by name.
+    'uet-add': Row('configs/uet/uet-add-fgd_' + _PAIR, twin='fgd',
+                   note="FGD+UET, the paper's form: target F + U, MC dropout before the "
+                        "teacher's last backbone stage"),
+    'uet-weight': Row('configs/uet/uet-weight-fgd_' + _PAIR, twin='fgd',
+                      note='FGD+UET weight mode: terms weighted by exp(-minmax U), same passes'),
+    'uet-head': Row('configs/uet/uet-head-fgd_' + _PAIR, twin='fgd',
+                    note="FGD+UET weight mode, MC dropout before the teacher's dense head"),
+    'uet-add-pkd': Row('configs/uet/uet-add-pkd_' + _PAIR, twin='pkd',
+                       note="PKD+UET, the paper's form on a second host"),
     # The power check: FGD fed the teacher features of another image.
     'broken-fgd-shuffled': Row(
         'configs/benchmark/broken-fgd-shuffled_' + _PAIR, twin='fgd',
@@ -131,7 +143,7 @@ SUITES = {
         name='glyphs', data=('--dataset', 'glyphs', '--out', 'data/glyphs'),
         data_root='data/glyphs/', rows=GLYPH_ROWS,
         default_rows=('student', 'inherit', 'fgd', 'pkd', 'cwd', 'mse', 'kd',
-                      'broken-fgd-shuffled')),
+                      'uet-add', 'uet-add-pkd', 'broken-fgd-shuffled')),
     'webly': Suite(
         name='webly', data=('--dataset', 'glyphs', '--out', 'data/glyphs'),
         data_root='data/glyphs/', rows=WEBLY_ROWS,

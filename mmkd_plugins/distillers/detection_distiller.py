@@ -251,17 +251,18 @@ class DetectionDistiller(BaseModel):
             self._student_rec.clear()
 
     @torch.no_grad()
-    def teacher_samples(self, inputs: Tensor, name: str):
-        """The samples of the teacher-side provider of term ``name`` (e.g.
-        UET's MC passes) for ``inputs`` (N, 3, H, W); for visualisation and
-        checks, training reuses the step's teacher pass."""
+    def teacher_var(self, inputs: Tensor, name: str):
+        """The MC variance of the teacher-side provider of term ``name``
+        (UET's MC passes) for ``inputs`` (N, 3, H, W); for visualisation and
+        tools (masks keyed as outside training), training reuses the step's
+        teacher pass."""
         term = next((t for t in self.terms if t.name == name), None)
         if getattr(term, 'sampler', None) is None:
-            raise ValueError(f'distill_losses.{name}: no term of that name draws teacher samples')
+            raise ValueError(f'distill_losses.{name}: no term of that name runs MC passes')
         with self._teacher_rec.record():
             run_stages(self.teacher, inputs, self._teacher_stage)
         try:
-            return term.teacher_samples(self._teacher_rec)
+            return term.teacher_var(self._teacher_rec)
         finally:
             self._teacher_rec.clear()
 

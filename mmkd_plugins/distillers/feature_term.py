@@ -9,7 +9,7 @@ policy and a loss::
 Each step the term reads both modules' recorded levels, adapts the student's
 channels, and calls the loss (:class:`~mmkd_plugins.losses.BaseDistillLoss`).
 With ``mc_dropout`` the term's teacher-side provider
-(:class:`~mmkd_plugins.distillers.MCDropout`) adds ``teacher_samples``; with
+(:class:`~mmkd_plugins.distillers.MCDropout`) adds ``teacher_var``; with
 ``image_weights`` a provider of one weight per image (e.g. KD^3's
 :class:`~mmkd_plugins.distillers.DisagreementWeights`) gives the loss's
 ``weights``.
@@ -122,7 +122,7 @@ class FeatureTerm(DistillTerm):
         self.adapters = self._build_adapters(s_levels, t_levels)
         self.loss = self._build_loss(t_levels)
         if self.sampler is not None:
-            self.sampler.check(lambda: self.teacher_samples(probe.teacher), t_levels)
+            self.sampler.check(lambda: self.teacher_var(probe.teacher), t_levels)
         if self.image_weights is not None:
             self.image_weights.build(probe, self.key,
                                      num_classes_of(self.teacher, self.image_weights.teacher))
@@ -168,14 +168,14 @@ class FeatureTerm(DistillTerm):
             num_classes=num_classes_of(self.teacher, self.spec['teacher']),
             in_channels=channels.pop() if len(channels) == 1 else None),
             f"the teacher's {self.spec['teacher']!r} gives")
-        takes_samples = getattr(cls, 'accepts_teacher_samples', False)
-        if self.sampler is not None and not takes_samples:
+        takes_var = getattr(cls, 'accepts_teacher_var', False)
+        if self.sampler is not None and not takes_var:
             raise ValueError(
-                f'{self.key}.mc_dropout: {cls.__name__} does not take teacher samples; '
+                f'{self.key}.mc_dropout: {cls.__name__} does not take the MC variance; '
                 'wrap it, e.g. loss=dict(type="UncertaintyAwareLoss", host=...)')
-        if takes_samples and self.sampler is None:
+        if takes_var and self.sampler is None:
             raise ValueError(
-                f'{key}.type: {cls.__name__} needs the teacher\'s MC dropout samples; '
+                f'{key}.type: {cls.__name__} needs the teacher\'s MC dropout variance; '
                 f'add {self.key}.mc_dropout=dict(p=0.1, passes=8)')
         if self.sampler is not None:
             self.sampler.fill_loss_config(cls, cfg, key)
@@ -189,10 +189,11 @@ class FeatureTerm(DistillTerm):
         return MODELS.build(cfg)
 
     # -- step ----------------------------------------------------------------
-    def teacher_samples(self, teacher_records) -> tuple:
-        """The sampler's (T, N, C, H, W) samples of the selected levels, from
-        the teacher's recorded pass (an OutputRecorder or ``{name: levels}``)."""
-        return tuple(self.select(self.sampler(teacher_records)))
+    def teacher_var(self, teacher_records, training: bool = False) -> tuple:
+        """The sampler's (N, C, H, W) MC variance of the selected levels,
+        from the teacher's recorded pass (an OutputRecorder or ``{name:
+        levels}``); ``training`` keys the masks by the training iteration."""
+        return tuple(self.select(self.sampler(teacher_records, training)))
 
     def __call__(self, step: Step) -> Dict[str, Tensor]:
         s = self.select(step.student.get(self.spec['student']))
@@ -200,7 +201,7 @@ class FeatureTerm(DistillTerm):
         if self.adapters is not None:
             s = [adapter(x) for adapter, x in zip(self.adapters, s)]
         extra = {} if self.sampler is None else {
-            'teacher_samples': self.teacher_samples(step.teacher)}
+            'teacher_var': self.teacher_var(step.teacher, training=True)}
         if self.image_weights is not None:
             w = self.image_weights(step).view(-1, 1, 1, 1)
             extra['weights'] = tuple(w for _ in s)

@@ -24,11 +24,12 @@ from .utils import get_distiller
 class UncertaintyVisHook(Hook):
     """Write uncertainty heat maps of the teacher every ``interval`` iters.
 
-    The map is the spatial uncertainty ``sqrt(mean_C var_T)`` of the MC
-    samples (whatever the spec's ``reduce``), upsampled to the image,
+    The map is the spatial uncertainty ``sqrt(mean_C var)`` of the MC
+    variance (whatever the spec's ``reduce``), upsampled to the image,
     min-max scaled per image (blue: certain, red: uncertain) and blended
     over it. Images are named ``uncertainty_<loss>_level<l>_img<i>``. The
-    MC passes draw from a forked RNG, so training is unaffected.
+    MC passes draw their masks from their own generators (keyed as outside
+    training), never from the global RNG, so training is unaffected.
 
     Args:
         interval (int): Every this many training iterations. Default 50.
@@ -72,13 +73,11 @@ class UncertaintyVisHook(Hook):
         name = self._spec_name(model)
         data = model.data_preprocessor(data_batch, False)
         inputs = data['inputs']
-        devices = [inputs.device] if inputs.device.type == 'cuda' else []
-        with torch.random.fork_rng(devices=devices):
-            samples = model.teacher_samples(inputs, name)
-        if not 0 <= self.level < len(samples):
+        var = model.teacher_var(inputs, name)
+        if not 0 <= self.level < len(var):
             raise ValueError(f'UncertaintyVisHook: level={self.level} but '
-                             f'{name!r} distils {len(samples)} levels')
-        u = mc_uncertainty(samples[self.level], 'spatial')  # (N, 1, h, w)
+                             f'{name!r} distils {len(var)} levels')
+        u = mc_uncertainty(var[self.level], 'spatial')  # (N, 1, h, w)
         u = F.interpolate(u, size=inputs.shape[-2:], mode='bilinear', align_corners=False)
         for i, raw in enumerate(data_batch['inputs'][:self.max_images]):
             h, w = raw.shape[-2:]

@@ -16,8 +16,8 @@ from .fgd_loss import (FGDLoss, GlobalContextBlock, boxes_to_cells,
                        fgd_relation_loss, spatial_channel_attention)
 from .mse_loss import FeatureMSELoss, feature_mse_level_loss
 from .pkd_loss import PKDLoss, pkd_level_loss, standardize
-from .uet_loss import (UncertaintyAwareLoss, mc_uncertainty, minmax_per_image,
-                       relative_uncertainty, shrink_target, uncertainty_weights)
+from .uet_loss import (UncertaintyAwareLoss, add_uncertainty, mc_uncertainty,
+                       minmax_per_image, uncertainty_weights)
 
 __all__ = [
     'BaseDistillLoss', 'weighted_mean', 'CWDLoss', 'cwd_level_loss',
@@ -25,7 +25,7 @@ __all__ = [
     'fgd_mask_loss', 'fgd_masks', 'fgd_relation_loss',
     'spatial_channel_attention', 'FeatureMSELoss', 'feature_mse_level_loss',
     'PKDLoss', 'pkd_level_loss', 'standardize', 'UncertaintyAwareLoss',
-    'mc_uncertainty', 'minmax_per_image', 'relative_uncertainty', 'shrink_target',
-    'uncertainty_weights', 'CrossViewLoss', 'DenseKDLoss', 'binary_kl',
+    'mc_uncertainty', 'minmax_per_image', 'add_uncertainty', 'uncertainty_weights',
+    'CrossViewLoss', 'DenseKDLoss', 'binary_kl',
     'cross_view_terms', 'sigmoid_confidence', 'softmax_confidence', 'softmax_kl'
 ]

@@ -33,6 +33,19 @@ def test_rows_exist_and_twins_are_rows(suite):
     assert any(n.startswith('broken-') for n in s.default_rows)  # the power check runs
 
 
+def test_uet_rows_are_read_against_the_host_they_wrap():
+    rows = SUITES['glyphs'].rows
+    uet = [n for n in rows if n.startswith('uet')]
+    assert {'uet-add', 'uet-add-pkd'} <= set(SUITES['glyphs'].default_rows)
+    assert len(uet) >= 2
+    for name in uet:
+        row, twin = rows[name], rows[rows[name].twin]
+        (spec, ), (host, ) = (_with_options(c, ()).model.distill_losses.values()
+                              for c in (row.config, twin.config))
+        assert spec.loss.type == 'UncertaintyAwareLoss' and 'mc_dropout' in spec, name
+        assert spec.loss.host == host.loss, name
+
+
 def test_power_check_row_swaps_only_the_loss():
     row = SUITES['glyphs'].rows['broken-fgd-shuffled']
     twin = SUITES['glyphs'].rows[row.twin]

@@ -49,9 +49,9 @@ def _uet():
                                           alpha_fg=1.0, beta_bg=1.0))
 
 
-def _mc_samples(teacher):
+def _mc_var(teacher):
     g = torch.Generator().manual_seed(7)
-    return tuple(t + 0.3 * torch.randn(4, *t.shape, generator=g) for t in teacher)
+    return tuple(0.1 * torch.rand(*t.shape, generator=g) for t in teacher)
 
 
 # Every registered distillation loss, with what its forward needs besides
@@ -64,7 +64,7 @@ WEIGHTED = {
     'FGDLoss': (lambda: FGDLoss(in_channels=3, num_levels=2, alpha_fg=1.0, beta_bg=1.0),
                 lambda t: dict(data_samples=_samples())),
     'UncertaintyAwareLoss': (_uet, lambda t: dict(data_samples=_samples(),
-                                                 teacher_samples=_mc_samples(t))),
+                                                 teacher_var=_mc_var(t))),
     # the benchmark's power check: its host's contract, on the batch rolled by one
     'ShuffledTeacherLoss': (lambda: ShuffledTeacherLoss(host=dict(type='FeatureMSELoss')),
                             lambda t: {}),

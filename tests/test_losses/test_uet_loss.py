@@ -7,10 +7,9 @@ from mmengine.structures import InstanceData
 
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from mmkd_plugins.losses import (BaseDistillLoss, FeatureMSELoss,
-                                 UncertaintyAwareLoss, mc_uncertainty,
-                                 minmax_per_image, relative_uncertainty,
-                                 shrink_target, uncertainty_weights)
+from mmkd_plugins.losses import (BaseDistillLoss, FeatureMSELoss, UncertaintyAwareLoss,
+                                 add_uncertainty, mc_uncertainty, minmax_per_image,
+                                 uncertainty_weights)
 from mmkd_plugins.losses.uet_loss import fit_to
 
 SHAPES = ((2, 8, 8, 8), (2, 8, 4, 4))
@@ -32,16 +31,14 @@ def levels(seed=0, shapes=SHAPES, scale=1.0):
     return tuple(torch.randn(*s, generator=g) * scale for s in shapes)
 
 
-def mc_samples(teacher, passes=4, noise=0.3, seed=1):
-    """Noisy copies of the teacher, (T, N, C, H, W) per level."""
+def mc_var(teacher, seed=1):
+    """A non-uniform MC variance per level, (N, C, H, W)."""
     g = torch.Generator().manual_seed(seed)
-    return tuple(t + noise * torch.randn(passes, *t.shape, generator=g) for t in teacher)
+    return tuple(0.1 * torch.rand(*t.shape, generator=g) for t in teacher)
 
 
-def uniform_samples(teacher, passes=4):
-    """Samples whose spread is the same at every element (exactly)."""
-    return tuple(torch.arange(passes, dtype=torch.float32).reshape(-1, 1, 1, 1, 1)
-                 .expand(passes, *t.shape).clone() for t in teacher)
+def uniform_var(teacher, value=0.25):
+    return tuple(torch.full_like(t, value) for t in teacher)
 
 
 def uet(host='FeatureMSELoss', **kwargs):
@@ -56,17 +53,13 @@ def uet(host='FeatureMSELoss', **kwargs):
                                           ('channel', (2, 3, 1, 1)),
                                           ('both', (2, 3, 4, 5))])
 def test_mc_uncertainty_is_the_rms_std(reduce, shape):
-    g = torch.Generator().manual_seed(0)
-    samples = torch.randn(6, 2, 3, 4, 5, generator=g) * 3 + 10
+    var = torch.rand(2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
     dims = {'spatial': (1, ), 'channel': (2, 3), 'both': ()}[reduce]
-    var = samples.var(dim=0, unbiased=True)
     expected = (var.mean(dim=dims, keepdim=True) if dims else var).sqrt()
-    u = mc_uncertainty(samples, reduce)
+    u = mc_uncertainty(var.half(), reduce)
     assert u.shape == shape and u.dtype == torch.float32
-    torch.testing.assert_close(u, expected, rtol=1e-5, atol=1e-6)
-    # Agreeing passes give exactly zero, for large values too.
-    same = (torch.randn(2, 3, 4, 5, generator=g) * 1e4).expand(6, -1, -1, -1, -1)
-    assert torch.equal(mc_uncertainty(same, reduce), torch.zeros(shape))
+    torch.testing.assert_close(u, expected, rtol=1e-3, atol=1e-4)
+    assert torch.equal(mc_uncertainty(torch.zeros(2, 3, 4, 5), reduce), torch.zeros(shape))
 
 
 def test_minmax_and_weights():
@@ -92,14 +85,18 @@ def test_minmax_and_weights():
         assert bool(minmax_per_image(v).any()) == spread, rel
 
 
-def test_shrink_target():
-    teacher = torch.tensor([3., -3., .5, -.5, 0.]).reshape(1, 5, 1, 1)
-    torch.testing.assert_close(shrink_target(teacher, torch.ones(1, 1, 1, 1), 1.0).flatten(),
-                               torch.tensor([2., -2., 0., 0., 0.]))
+def test_add_uncertainty_is_the_teacher_plus_its_std():
+    teacher = torch.tensor([3., -3., .5, 0.]).reshape(1, 4, 1, 1)
+    u = torch.tensor([.2, .4, 0., 1.]).reshape(1, 4, 1, 1)
+    torch.testing.assert_close(add_uncertainty(teacher, u, 1.5).flatten(),
+                               torch.tensor([3.3, -2.4, .5, 1.5]))
+    # A spatial map is added to every channel of its location.
+    spatial = add_uncertainty(torch.zeros(1, 3, 1, 2), torch.tensor([[[[1., 2.]]]]), 1.0)
+    assert torch.equal(spatial, torch.tensor([1., 2.]).expand(1, 3, 1, 2))
     # Zero uncertainty or zero strength keep the teacher bit for bit.
     f = levels()[0]
-    assert torch.equal(shrink_target(f, torch.zeros(2, 1, 8, 8), 3.0), f)
-    assert torch.equal(shrink_target(f, torch.rand(2, 1, 8, 8), 0.0), f)
+    assert torch.equal(add_uncertainty(f, torch.zeros(2, 1, 8, 8), 3.0), f)
+    assert torch.equal(add_uncertainty(f, torch.rand(2, 1, 8, 8), 0.0), f)
 
 
 def test_fit_to_upsamples_spatial_maps_only():
@@ -118,155 +115,115 @@ def test_weight_mode_with_uniform_uncertainty_is_the_host(host, reduce):
     student, teacher = levels(0), levels(1)
     ds = data_samples()
     expected = loss.host(student, teacher, data_samples=ds)
-    for samples in (uniform_samples(teacher), tuple(t.expand(4, *t.shape) for t in teacher)):
-        got = loss(student, teacher, data_samples=ds, teacher_samples=samples)
+    for var in (uniform_var(teacher), uniform_var(teacher, 0.0)):
+        got = loss(student, teacher, data_samples=ds, teacher_var=var)
         assert torch.equal(got, expected)
     # Non-uniform uncertainty changes it: the test above can fail.
-    got = loss(student, teacher, data_samples=ds, teacher_samples=mc_samples(teacher))
+    got = loss(student, teacher, data_samples=ds, teacher_var=mc_var(teacher))
     assert not torch.equal(got, expected)
 
 
 def test_weight_mode_transfers_less_where_the_teacher_is_unsure():
     loss = uet(strength=2.0)
     teacher = levels(0, shapes=((1, 4, 4, 4), ))
-    samples = list(uniform_samples(teacher))
-    samples[0] = samples[0].clone()
-    samples[0][..., 0, 0] *= 10  # one very uncertain location
+    var = list(uniform_var(teacher))
+    var[0] = var[0].clone()
+    var[0][..., 0, 0] *= 10  # one very uncertain location
     for where, cmp in (((0, 0), 'less'), ((3, 3), 'more')):
         student = [teacher[0].clone()]
         student[0][..., where[0], where[1]] += 1.0  # the error sits there
         host = loss.host(student, teacher)
-        got = loss(student, teacher, teacher_samples=tuple(samples))
+        got = loss(student, teacher, teacher_var=tuple(var))
         assert (got < host) if cmp == 'less' else (got > host), where
 
 
-def test_relative_uncertainty_removes_the_feature_scale():
-    """Multiplicative MC noise (spread proportional to |F|): absolute U
-    down-weights the strong location, relative U weighs both alike; a
-    location noisier for its size gets the lowest relative weight."""
-    feat = torch.ones(1, 2, 1, 3)
-    feat[..., 1] = 10.0  # a strong activation, e.g. on an object
-    u = torch.tensor([0.1, 1.0, 0.3]).reshape(1, 1, 1, 3)  # 10 % , 10 %, 30 % of |F|
-    rel = relative_uncertainty(u, feat, 'spatial')
-    torch.testing.assert_close(rel, torch.tensor([0.1, 0.1, 0.3]).reshape(1, 1, 1, 3))
-    w_abs, w_rel = uncertainty_weights(u, 1.0), uncertainty_weights(rel, 1.0)
-    assert w_abs[..., 1] < w_abs[..., 0]
-    assert w_rel[..., 1] == w_rel[..., 0] and w_rel[..., 2] < w_rel[..., 0]
-    # Per-channel and per-element reductions divide by the matching RMS.
-    feat_c = torch.tensor([2.0, 4.0]).reshape(1, 2, 1, 1).expand(1, 2, 2, 2)
-    torch.testing.assert_close(relative_uncertainty(torch.ones(1, 2, 1, 1), feat_c, 'channel'),
-                               torch.tensor([0.5, 0.25]).reshape(1, 2, 1, 1))
-    # Near-zero activations are floored at 1 % of the image's mean RMS; an
-    # all-zero feature gives 0, not inf or NaN.
-    feat[..., 0] = 1e-9
-    assert relative_uncertainty(u, feat, 'both').max() <= 1.0 / (0.01 * 11 / 3) + 1e-4
-    zero = relative_uncertainty(torch.zeros(1, 1, 2, 2), torch.zeros(1, 3, 2, 2))
-    assert torch.equal(zero, torch.zeros(1, 1, 2, 2))
-
-
-def test_relative_mode_with_multiplicative_noise_is_the_host():
-    """Samples ``F * (1 + z_t)``: U is proportional to |F| everywhere, so
-    relative U is uniform and the loss is the host's, while absolute U is not."""
-    teacher = tuple(t.sign() * (t.abs() + 0.5) for t in levels(0))  # clear of the floor
-    z = torch.tensor([-0.2, 0.1, 0.3, -0.1]).reshape(-1, 1, 1, 1, 1)
-    samples = tuple(t * (1 + z) for t in teacher)
-    student = levels(5)
-    host = uet(uncertainty='relative').host(student, teacher)
-    rel = uet(uncertainty='relative', reduce='both')(student, teacher, teacher_samples=samples)
-    absolute = uet(reduce='both')(student, teacher, teacher_samples=samples)
-    torch.testing.assert_close(rel, host, rtol=1e-4, atol=1e-6)
-    assert not torch.allclose(absolute, host, rtol=1e-3)
-
-
-@pytest.mark.parametrize('mode', ['residual', 'mean'])
-def test_residual_and_mean_modes_are_finite_and_differ(mode):
-    loss = uet('FGDLoss', mode=mode)
+@pytest.mark.parametrize('host', ['FGDLoss', 'PKDLoss', 'FeatureMSELoss'])
+def test_add_mode_is_the_host_towards_the_teacher_plus_its_std(host):
+    loss = uet(host, mode='add', reduce='both', strength=1.5)
     student, teacher = levels(0), levels(1)
-    ds = data_samples()
-    got = loss(student, teacher, data_samples=ds, teacher_samples=mc_samples(teacher))
-    assert torch.isfinite(got) and got > 0
-    assert got != loss.host(student, teacher, data_samples=ds)
+    var, ds = mc_var(teacher), data_samples()
+    target = tuple(t + 1.5 * v.sqrt() for t, v in zip(teacher, var))
+    got = loss(student, teacher, data_samples=ds, teacher_var=var)
+    torch.testing.assert_close(got, loss.host(student, target, data_samples=ds))
+    assert not torch.allclose(got, loss.host(student, teacher, data_samples=ds))
+    # Zero variance: the host with the teacher itself, bit for bit.
+    assert torch.equal(loss(student, teacher, data_samples=ds,
+                            teacher_var=uniform_var(teacher, 0.0)),
+                       loss.host(student, teacher, data_samples=ds))
 
 
-def test_mode_targets():
-    student, teacher = levels(0), levels(1)
-    samples = mc_samples(teacher)
-    mse = FeatureMSELoss()
-    # mean: the MC mean as target; strength 0 leaves it unweighted.
-    got = uet(mode='mean', strength=0.0)(student, teacher, teacher_samples=samples)
-    torch.testing.assert_close(got, mse(student, tuple(s.mean(0) for s in samples)))
-    # residual: the teacher soft-thresholded by 1.5 MC standard deviations.
-    got = uet(mode='residual', strength=1.5, reduce='both')(
-        student, teacher, teacher_samples=samples)
-    target = tuple(shrink_target(t, s.std(0), 1.5) for t, s in zip(teacher, samples))
-    torch.testing.assert_close(got, mse(student, target))
-    # Zero variance: the residual target is the teacher itself.
-    flat = tuple(t.expand(3, *t.shape) for t in teacher)
-    assert torch.equal(uet(mode='residual')(student, teacher, teacher_samples=flat),
-                       mse(student, teacher))
+def test_add_mode_hand_computed():
+    # MSE over two elements: student (1, 0), teacher (2, 0), variances
+    # (0.25, 0.04), strength 2: targets (2 + 2 * 0.5, 0 + 2 * 0.2) = (3, 0.4),
+    # loss ((1 - 3)^2 + 0.4^2) / 2 = 2.08 (the host alone: 0.5).
+    student = torch.tensor([1., 0.]).reshape(1, 2, 1, 1)
+    teacher = torch.tensor([2., 0.]).reshape(1, 2, 1, 1)
+    var = torch.tensor([.25, .04]).reshape(1, 2, 1, 1)
+    got = uet(mode='add', strength=2.0, reduce='both')(student, teacher, teacher_var=var)
+    assert got.item() == pytest.approx(2.08)
+    # reduce='spatial': U = sqrt((0.25 + 0.04) / 2) at the one location.
+    u = math.sqrt(0.145)
+    got = uet(mode='add', strength=2.0)(student, teacher, teacher_var=var)
+    assert got.item() == pytest.approx(((1 - 2 - 2 * u) ** 2 + (2 * u) ** 2) / 2)
 
 
 def test_extra_weights_multiply_and_loss_weight_scales():
     student, teacher = levels(0), levels(1)
-    samples = uniform_samples(teacher)
     extra = tuple(torch.rand(2, 1, t.shape[2], t.shape[3]) for t in teacher)
-    got = uet(loss_weight=2.0)(student, teacher, weights=extra, teacher_samples=samples)
+    got = uet(loss_weight=2.0)(student, teacher, weights=extra, teacher_var=uniform_var(teacher))
     assert torch.equal(got, 2.0 * FeatureMSELoss()(student, teacher, weights=extra))
+    zero = uniform_var(teacher, 0.0)
+    got = uet(mode='add')(student, teacher, weights=extra, teacher_var=zero)
+    assert torch.equal(got, FeatureMSELoss()(student, teacher, weights=extra))
 
 
-@pytest.mark.parametrize('mode', ['weight', 'residual', 'mean'])
+@pytest.mark.parametrize('mode', ['weight', 'add'])
 def test_no_nan_or_inf(mode):
     loss = uet('FGDLoss', mode=mode)
     student, teacher = levels(0), levels(1)
     student = tuple(s.requires_grad_() for s in student)
     no_boxes = data_samples([[], []])
     cases = [
-        (teacher, tuple(t.expand(4, *t.shape) for t in teacher), no_boxes),  # p = 0
+        (teacher, uniform_var(teacher, 0.0), no_boxes),  # p = 0
         (tuple(torch.full_like(t, 2.) for t in teacher),  # constant features
-         tuple(torch.full((4, *t.shape), 2.) for t in teacher), data_samples()),
+         uniform_var(teacher, 0.0), data_samples()),
         (tuple(t.half() for t in teacher),  # fp16
-         tuple(s.half() for s in mc_samples(teacher)), data_samples()),
+         tuple(v.half() for v in mc_var(teacher)), data_samples()),
     ]
-    for tea, samples, ds in cases:
+    for tea, var, ds in cases:
         got = loss(tuple(s.half() if tea[0].dtype == torch.half else s for s in student),
-                   tea, data_samples=ds, teacher_samples=samples)
+                   tea, data_samples=ds, teacher_var=var)
         assert got.dtype == torch.float32 and torch.isfinite(got)
         grads = torch.autograd.grad(got, student, allow_unused=True)
         assert all(g is None or torch.isfinite(g).all() for g in grads)
 
 
-def test_fp16_spread_is_computed_in_float32():
-    # A spread of 1e3 squares to 1e6, past fp16's largest value (65504).
-    samples = (torch.tensor([0., 2e3]).reshape(2, 1, 1, 1, 1) - 1e3).half()
-    assert mc_uncertainty(samples, 'both').item() == pytest.approx(2e3 / math.sqrt(2))
-
-
-def test_lower_resolution_samples():
+def test_lower_resolution_variance():
     student, teacher = levels(0), levels(1)
-    small = tuple(s[..., ::2, ::2] for s in mc_samples(teacher))
-    for mode in ('weight', 'residual'):
-        got = uet(mode=mode, scale=0.5)(student, teacher, teacher_samples=small)
+    small = tuple(v[..., ::2, ::2] for v in mc_var(teacher))
+    for mode in ('weight', 'add'):
+        got = uet(mode=mode, scale=0.5)(student, teacher, teacher_var=small)
         assert torch.isfinite(got)
-    with pytest.raises(ValueError, match=r'level 0: teacher_samples \(4, 2, 8, 4, 4\)'):
-        uet()(student, teacher, teacher_samples=small)
+    with pytest.raises(ValueError, match=r'level 0: teacher_var \(2, 8, 4, 4\) does not fit'):
+        uet()(student, teacher, teacher_var=small)
 
 
-def test_head_samples_may_have_other_channels():
+def test_head_variance_may_have_other_channels():
     student, teacher = levels(0), levels(1)
-    probs = tuple(torch.rand(4, 2, 5, *t.shape[2:]) for t in teacher)
-    assert torch.isfinite(uet(placement='head')(student, teacher, teacher_samples=probs))
-    with pytest.raises(ValueError, match='do not fit the teacher'):
-        uet()(student, teacher, teacher_samples=probs)
+    probs = tuple(torch.rand(2, 5, *t.shape[2:]) / 4 for t in teacher)
+    assert torch.isfinite(uet(placement='head')(student, teacher, teacher_var=probs))
+    with pytest.raises(ValueError, match='does not fit the teacher'):
+        uet()(student, teacher, teacher_var=probs)
 
 
 def test_forward_errors():
     student, teacher = levels(0), levels(1)
-    with pytest.raises(ValueError, match='needs teacher_samples'):
+    with pytest.raises(ValueError, match='needs teacher_var'):
         uet()(student, teacher)
-    with pytest.raises(ValueError, match='teacher_samples has 1 levels'):
-        uet()(student, teacher, teacher_samples=mc_samples(teacher)[:1])
-    with pytest.raises(ValueError, match=r'T >= 2'):
-        uet()(student, teacher, teacher_samples=tuple(s[:1] for s in mc_samples(teacher)))
+    with pytest.raises(ValueError, match='teacher_var has 1 levels'):
+        uet()(student, teacher, teacher_var=mc_var(teacher)[:1])
+    with pytest.raises(ValueError, match=r'expected \(N, C, H, W\)'):
+        uet()(student, teacher, teacher_var=tuple(v[None] for v in mc_var(teacher)))
 
 
 # --------------------------------------------------------------- building
@@ -274,7 +231,7 @@ def test_builds_from_registry_and_forwards_probed_arguments():
     loss = MODELS.build(dict(type='UncertaintyAwareLoss', host=dict(type='FGDLoss'),
                              in_channels=8, num_levels=2))
     assert loss.host.in_channels == 8 and loss.host.num_levels == 2
-    assert UncertaintyAwareLoss.accepts_teacher_samples
+    assert UncertaintyAwareLoss.accepts_teacher_var
     # Hosts without these arguments do not get them.
     assert isinstance(uet('PKDLoss', in_channels=8).host, MODELS.get('PKDLoss'))
     with pytest.raises(ValueError, match='host.in_channels=4 but the features have 8'):
@@ -293,20 +250,26 @@ class NoWeightsLoss(BaseDistillLoss):
     (dict(host=dict(type='MSELoss')), TypeError, 'is not a distillation loss'),
     (dict(host=dict(type=NoWeightsLoss)), TypeError, 'takes no `weights`'),
     (dict(host=dict(type='UncertaintyAwareLoss', host=dict(type='PKDLoss'))), TypeError,
-     'takes teacher samples itself'),
-    (dict(mode='mix'), ValueError, 'mode must be one of'),
+     'takes the MC variance itself'),
+    (dict(mode='mix'), ValueError, r"mode must be one of \('weight', 'add'\)"),
+    (dict(mode='residual'), ValueError, "mode='residual' was removed: it shrank the teacher"),
+    (dict(mode='mean'), ValueError, "mode='mean' was removed: it replaced the teacher"),
     (dict(reduce='pixel'), ValueError, 'reduce must be one of'),
     (dict(placement='roi'), ValueError, 'placement must be one of'),
-    (dict(placement='head', mode='residual'), ValueError, "needs mode='weight'"),
+    (dict(placement='backbone'), ValueError, "placement='backbone' was removed"),
+    (dict(placement='head', mode='add'), ValueError, "needs mode='weight'"),
     (dict(placement='head', reduce='channel'), ValueError, "reduce='spatial'"),
-    (dict(mode='mean', scale=0.5), ValueError, "mode='mean' needs samples at the teacher"),
     (dict(scale=1.5), ValueError, r'scale must be in \(0, 1\]'),
     (dict(strength=-1.0), ValueError, 'strength must be >= 0'),
-    (dict(uncertainty='ratio'), ValueError, 'uncertainty must be one of'),
-    (dict(uncertainty='relative', mode='residual'), ValueError, "needs mode='weight' or 'mean'"),
-    (dict(uncertainty='relative', placement='head'), ValueError, "placement other than 'head'"),
 ])
 def test_build_errors(kwargs, error, match):
     kwargs.setdefault('host', dict(type='FeatureMSELoss'))
     with pytest.raises(error, match=match):
         UncertaintyAwareLoss(**kwargs)
+
+
+def test_removed_argument_is_named():
+    from mmkd_plugins.checks import check_loss_args
+    with pytest.raises(ValueError, match=r"k: UncertaintyAwareLoss has no argument\(s\) "
+                       r"\['uncertainty'\]"):
+        check_loss_args(UncertaintyAwareLoss, dict(uncertainty='relative'), 'k')

@@ -8,9 +8,9 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def test_set_overrides_one_variant(load_tool):
     tool = load_tool('benchmark_speed')
-    got = tool.parse_overrides(['uet.model.a.passes=4', 'uet.model.a.placement=neck',
+    got = tool.parse_overrides(['uet.model.a.passes=4', 'uet.model.a.placement=head',
                                 'uet.model.a.size=(64, 64)'], ['fgd', 'uet'])
-    assert got == {'fgd': {}, 'uet': {'model.a.passes': 4, 'model.a.placement': 'neck',
+    assert got == {'fgd': {}, 'uet': {'model.a.passes': 4, 'model.a.placement': 'head',
                                       'model.a.size': (64, 64)}}
     for bad in ('x.model.a=1', 'uet=1', 'uet.model.a'):
         with pytest.raises(ValueError, match='--set needs NAME.KEY=VALUE'):

@@ -1,0 +1,9 @@
+# UET 'weight' variant (../_base_/distill/uet.py) on the glyph benchmark, row
+# `uet-weight` (twin `fgd`): the FGD row's config (../fgd/) with its loss
+# wrapped by UncertaintyAwareLoss; weight mode: FGD's terms weighted by
+# exp(-minmax U) per location, with the MC passes of uet-add-fgd.
+_base_ = ['../fgd/fgd_retinanet-r18-w16_retinanet-r50-w32_glyphs.py', '../_base_/distill/uet.py']
+model = dict(distill_losses=dict(loss_fgd=dict(
+    mc_dropout=_base_.kd_uet_variants.weight.mc_dropout,
+    loss=dict(_base_.kd_uet_variants.weight.loss, _delete_=True, type='UncertaintyAwareLoss',
+              host=_base_.model.distill_losses.loss_fgd.loss))))
