@@ -4,6 +4,7 @@ from .cross_view_distiller import (CrossViewDistiller, CrossViewTerm, TwoViews,
 from .detection_distiller import DetectionDistiller
 from .feature_term import FeatureTerm
 from .group_dro_distiller import GroupDRO, GroupDROCrossViewDistiller, GroupDRODistiller
+from .group_reweighted import GroupReweighted
 from .mc_dropout import MCDropout
 from .parts import Batch, DistillTerm, Features, Probe, SingleView, Step, WholeBatch
 from .recorder import OutputRecorder
@@ -11,6 +12,7 @@ from .recorder import OutputRecorder
 __all__ = [
     'DetectionDistiller', 'Batch', 'Features', 'Step', 'Probe', 'DistillTerm', 'SingleView',
     'WholeBatch', 'FeatureTerm', 'MCDropout', 'TwoViews', 'CrossViewTerm', 'GroupDRO',
+    'GroupReweighted',
     'CrossViewDistiller', 'GroupDRODistiller', 'GroupDROCrossViewDistiller', 'warp_dense',
     'project_rois',
     'OutputRecorder', 'is_distiller_type'
