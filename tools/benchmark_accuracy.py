@@ -3,7 +3,7 @@
 paired differences to their twins.
 
     python tools/benchmark_accuracy.py [--suite glyphs] [--seeds 0 1 2] \
-        [--rows student inherit fgd ...] [--jobs 2] [--preset cpu|cuda]
+        [--rows student inherit fgd ...] [--jobs 2] [--device cpu|cuda]
     python tools/benchmark_accuracy.py --table-only     # tables from stored runs
     python tools/benchmark_accuracy.py --suite group    # group robustness
 
@@ -37,9 +37,9 @@ from mmkd_plugins.benchmark.suites import PRESETS, SUITES, preset_data_args  # n
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--suite', choices=sorted(SUITES), default='glyphs')
-    p.add_argument('--preset', choices=sorted(PRESETS), default='cpu',
-                   help='cpu: the configs as they are; cuda: twice the image size, four '
-                        'times the iterations (for a GPU)')
+    p.add_argument('--device', choices=sorted(PRESETS), default='cpu',
+                   help='cpu: the configs as they are; cuda: the larger preset for a lent '
+                        'GPU, twice the image size and four times the iterations')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--rows', nargs='+', default=None,
                    help='rows to run (default: the suite\'s default rows)')
@@ -115,7 +115,7 @@ def _device(preset):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    suite, preset = SUITES[args.suite], PRESETS[args.preset]
+    suite, preset = SUITES[args.suite], PRESETS[args.device]
     rows = args.rows or list(suite.default_rows)
     unknown = [r for r in rows if r not in suite.rows]
     if unknown:
@@ -130,7 +130,7 @@ def main(argv=None):
         evaluation = harness.teacher_eval_job(teacher, inputs)
         harness.run([teacher] + ([evaluation] if evaluation else [])
                     + harness.row_jobs(rows, args.seeds, inputs, teacher))
-    command = (f'python tools/benchmark_accuracy.py --suite {args.suite} --preset {args.preset} '
+    command = (f'python tools/benchmark_accuracy.py --suite {args.suite} --device {args.device} '
                f'--seeds {" ".join(map(str, args.seeds))}')
     block = write_outputs(suite, preset, harness, args.seeds, args.doc, args.json, command)
     if block is None:
