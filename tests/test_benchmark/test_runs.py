@@ -216,5 +216,6 @@ def test_schedule_options_of_a_row_and_a_preset(tmp_path, monkeypatch):
     assert cpu._schedule('no-such-config.py') == []   # the config's own: not read
     assert cpu._schedule('no-such-config.py', 600) == schedule_options(600)
     assert cuda._schedule('no-such-config.py', 600) == schedule_options(2400)
-    config = 'configs/group_dro/group-dro-kd_retinanet-r18-w16_retinanet-r50-w32_glyphs-imbalanced.py'
+    config = ('configs/group_dro/group-dro-kd_'
+              'retinanet-r18-w16_retinanet-r50-w32_glyphs-imbalanced.py')
     assert cuda._schedule(config) == schedule_options(4800)  # 1200 x 4
