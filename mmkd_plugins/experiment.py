@@ -95,15 +95,17 @@ def train(config: str, work_dir: str, cfg_options: Sequence[str] = (),
 
 
 def evaluate(config: str, checkpoint: str, work_dir: str, cfg_options: Sequence[str] = (),
-             log_name: str = 'test.log', script: str = 'test.py') -> Dict[str, float]:
+             log_name: str = 'test.log', script: str = 'test.py',
+             threads: Optional[int] = None) -> Dict[str, float]:
     """Evaluate ``checkpoint`` with ``script`` (our ``tools/test.py`` by
     default, or a path such as MMDetection's own, which knows nothing of
     mmkd_plugins) and return the metrics (``coco/`` and ``group/`` keys) it
-    wrote to ``<work_dir>/<timestamp>/<timestamp>.json``."""
+    wrote to ``<work_dir>/<timestamp>/<timestamp>.json``. ``threads`` sets
+    the child's CPU threads."""
     args = [config, checkpoint, '--work-dir', work_dir]
     if cfg_options:
         args += ['--cfg-options', *cfg_options]
-    _run_tool(script, args, work_dir, log_name)
+    _run_tool(script, args, work_dir, log_name, threads)
     runs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
     if not runs:
         raise FileNotFoundError(f'no metrics json under {work_dir}: did testing run?')

@@ -93,6 +93,37 @@ def make_batch(model, batch_size=2, size=(64, 64), num_items=None, training=True
     return model.data_preprocessor(packed, training)
 
 
+def group_batch(model, groups, seed=0):
+    """``make_batch`` whose images belong to ``groups`` (one name per image)."""
+    data = make_batch(model, batch_size=len(groups), seed=seed)
+    for sample, group in zip(data['data_samples'], groups):
+        sample.set_metainfo({'group': group})
+    return data
+
+
+def fake_group_steps(monkeypatch, group_losses, calls=None):
+    """Make every distiller's step return known losses, for the group
+    objectives: ``group_losses[g]`` = (detection, distillation), as
+    ``loss_cls`` (two halves) and ``loss_fgd``, both times a parameter equal
+    to 1 (returned) so that the objective has a gradient. ``calls`` collects
+    (images, img_ids) per step."""
+    from mmkd_plugins.distillers import DetectionDistiller
+    weight = torch.nn.Parameter(torch.ones(()))
+
+    def step(self, batch, features=None):
+        groups = {s.metainfo['group'] for s in batch.data_samples}
+        assert len(groups) == 1, groups  # one call per group
+        det, dist = group_losses[groups.pop()]
+        if calls is not None:
+            calls.append((batch.inputs.shape[0],
+                          [s.metainfo['img_id'] for s in batch.data_samples]))
+        return {'loss_cls': [torch.tensor(det / 2) * weight, torch.tensor(det / 2) * weight],
+                'loss_fgd': torch.tensor(dist) * weight, 'acc': torch.tensor(50.0)}
+
+    monkeypatch.setattr(DetectionDistiller, 'step', step)
+    return weight
+
+
 @pytest.fixture(scope='session')
 def digits_root(tmp_path_factory):
     """A 16/8-image, 64x64 version of the demo data, generated once."""

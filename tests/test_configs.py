@@ -101,6 +101,66 @@ def test_group_balanced_config_changes_only_the_sampler():
     assert balanced['train_dataloader']['sampler'] == dict(type='GroupBalancedSampler', power=1.0)
 
 
+GLYPHS = 'retinanet-r18-w16_retinanet-r50-w32_glyphs'
+GLYPH_DATA_KEYS = ['data_root', 'test_dataloader', 'test_evaluator', 'test_pipeline',
+                   'train_dataloader', 'train_pipeline', 'val_dataloader', 'val_evaluator']
+
+
+def _group(name):
+    return _load(f'{GROUP_DRO}{name}_{GLYPHS}-imbalanced.py')
+
+
+def test_group_suite_plain_rows_are_the_benchmark_rows_on_other_data():
+    """kd, logit-kd and the student of the group suite are the glyph
+    benchmark's fgd, kd and student rows: only the data differ."""
+    pairs = [(_load(f'configs/fgd/fgd_{GLYPHS}.py'), _group('kd')),
+             (_load(f'configs/baselines/kd_{GLYPHS}.py'), _group('logit-kd'))]
+    for benchmark, group in pairs:
+        assert _differing(benchmark, group) == GLYPH_DATA_KEYS
+    student = _load(GROUP_DRO + 'retinanet_r18-w16_glyphs-imbalanced.py')
+    assert _differing(_load('configs/benchmark/retinanet_r18-w16_glyphs.py'), student) == \
+        ['custom_imports'] + GLYPH_DATA_KEYS
+    data = student['train_dataloader']['dataset']
+    assert data['type'] == 'GroupCocoDataset' and data['data_root'] == 'data/glyphs_imbalanced/'
+    assert student['val_evaluator']['type'] == 'GroupCocoMetric'
+    assert 'group' in data['pipeline'][-1]['meta_keys']
+    for key in GLYPH_DATA_KEYS:
+        assert _group('kd')[key] == student[key]
+
+
+def test_group_suite_rows_are_one_change_from_their_twins():
+    from mmkd_plugins.synthetic.glyphs import STYLES
+    kd, dro = _group('kd'), _group('group-dro-kd')
+    balanced = {'type': 'GroupBalancedSampler', 'power': 1.0}
+
+    def only_model_changes(a, b, *others):
+        assert _differing(a, b) == sorted(['model', *others])
+        return {k: v for k, v in b['model'].items() if a['model'].get(k) != v}
+
+    # The objective is the one change of reweighting and group DRO.
+    for name, objective in (('kd-reweighted', 'GroupReweighted'), ('group-dro-kd', 'GroupDRO')):
+        changed = only_model_changes(kd, _group(name), 'custom_hooks')
+        assert list(changed) == ['objective'] and changed['objective']['type'] == objective
+        assert sorted(changed['objective']['groups']) == sorted(STYLES)
+        assert _group(name)['custom_hooks'] == [dict(type='GroupCountsHook')]
+    assert dro['model']['objective'] == dict(
+        type='GroupDRO', groups=['plain', 'gradient', 'texture', 'photo'], step_size=0.01,
+        signal='detection', adjustment=0.0)
+    # Balanced batches: the sampler alone.
+    for a, b in ((kd, _group('kd-balanced')), (dro, _group('group-dro-kd-balanced'))):
+        assert _differing(a, b) == ['train_dataloader']
+        assert _differing(a['train_dataloader'], b['train_dataloader']) == ['sampler']
+        assert b['train_dataloader']['sampler'] == balanced
+    # The same objective over logit KD.
+    changed = only_model_changes(_group('logit-kd'), _group('group-dro-logit-kd'),
+                                 'custom_hooks')
+    assert changed == {'objective': dro['model']['objective']}
+    # The power check flips the signal's sign, nothing else.
+    broken = _group('broken-group-dro-kd-inverted')
+    changed = only_model_changes(dro, broken, 'custom_imports')
+    assert changed['objective'] == dict(dro['model']['objective'], type='InvertedGroupDRO')
+
+
 def test_cross_view_feature_losses_are_their_single_view_twins():
     """configs/cross_view/ place the same fragments (configs/_base_/distill/)
     as the FGD and UET demos: their feature losses must stay equal."""

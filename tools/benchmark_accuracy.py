@@ -5,6 +5,7 @@ paired differences to their twins.
     python tools/benchmark_accuracy.py [--suite glyphs] [--seeds 0 1 2] \
         [--rows student inherit fgd ...] [--jobs 2] [--device cpu|cuda]
     python tools/benchmark_accuracy.py --table-only     # tables from stored runs
+    python tools/benchmark_accuracy.py --suite group    # group robustness
 
 It makes the suite's data (``tools/make_demo_data.py``; the webly suite's
 web pool too), pretrains the backbones on glyph crops
@@ -15,6 +16,11 @@ reuses the glyph suite's), then every row once per seed, and writes the table in
 in ``<work-dir>/results.json`` and reused while their options and inputs
 (pretrained weights, teacher checkpoint, data) are unchanged; see
 ``mmkd_plugins/benchmark/``.
+
+The ``group`` suite distils from the ``glyphs`` suite's teacher (trained on
+the balanced data; the same run, trained first if missing), evaluates it
+per group on the imbalanced data's validation split, and tables overall,
+worst-group and per-group mAP.
 """
 import argparse
 import os
@@ -26,7 +32,7 @@ sys.path.insert(0, REPO)
 
 from mmkd_plugins.benchmark import plots, tables  # noqa: E402
 from mmkd_plugins.benchmark.runs import Harness, load_results  # noqa: E402
-from mmkd_plugins.benchmark.suites import PRESETS, SUITES  # noqa: E402
+from mmkd_plugins.benchmark.suites import PRESETS, SUITES, preset_data_args  # noqa: E402
 
 
 def build_parser():
@@ -52,22 +58,31 @@ def build_parser():
 def write_outputs(suite, preset, harness, seeds, doc, json_path, command):
     """The suite's table, picture and accuracy.json rows from stored runs."""
     results = load_results(harness.results_path)
+    grouped = bool(suite.groups)
     teacher_key = f'{harness.teacher_prefix}/teacher/0'
-    table = tables.suite_table(suite, results, seeds, prefix=harness.prefix,
-                               teacher_key=teacher_key)
-    if not table:
+    table = (tables.group_table if grouped else tables.suite_table)(
+        suite, results, seeds, prefix=harness.prefix,
+        **({} if grouped else dict(teacher_key=teacher_key)))
+    if not any(r['row'] != 'teacher' for r in table):
         return None
     image = osp.join(osp.dirname(doc), suite.image if preset.name == 'cpu'
                      else suite.image.replace('.png', f'-{preset.name}.png'))
-    plots.plot_suite(table, image, f'{harness.prefix}: mean over seeds, dots = seeds')
-    teacher = results.get(teacher_key)
-    head = (f'Produced by `{command}` on {_device(preset)}. Teacher '
-            f'`{preset.config(suite.teacher)}`'
-            + (f' ({teacher.get("seconds", 0) / 60:.0f} min)' if teacher else '') +
-            '. mAP in points, mean ± std over seeds; Δ vs twin is the paired difference '
-            '(same seed, same data order), its 95 % interval from Student\'s t; gap closed '
-            'is against the student alone.')
-    block = head + '\n\n' + tables.format_table(table, tables.TABLE_COLUMNS) + \
+    title = f'{harness.prefix}: mean over seeds, dots = seeds'
+    if grouped:
+        plots.plot_suite(table, image, title, metric='worst-group mAP')
+        head = _group_head(suite, preset, harness, results, command)
+        columns = tables.group_columns(suite)
+    else:
+        plots.plot_suite(table, image, title)
+        teacher = results.get(teacher_key)
+        head = (f'Produced by `{command}` on {_device(preset)}. Teacher '
+                f'`{preset.config(suite.teacher)}`'
+                + (f' ({teacher.get("seconds", 0) / 60:.0f} min)' if teacher else '') +
+                '. mAP in points, mean ± std over seeds; Δ vs twin is the paired difference '
+                '(same seed, same data order), its 95 % interval from Student\'s t; gap '
+                'closed is against the student alone.')
+        columns = tables.TABLE_COLUMNS
+    block = head + '\n\n' + tables.format_table(table, columns) + \
         f'\n\n![{harness.prefix}]({osp.basename(image)})'
     start, end = suite.doc_markers
     if preset.name != 'cpu':
@@ -76,6 +91,20 @@ def write_outputs(suite, preset, harness, seeds, doc, json_path, command):
     records = tables.accuracy_records(harness.prefix, suite.rows, results, seeds, suite.groups)
     tables.merge_accuracy_json(json_path, harness.prefix, records)
     return block
+
+
+def _group_head(suite, preset, harness, results, command):
+    args, _ = preset_data_args(suite, preset)
+    teacher = results.get(f'{harness.prefix}/teacher/0')
+    source = teacher.get('evaluates', '') if teacher else ''
+    return (f'Produced by `{command}` on {_device(preset)}. Data: `python '
+            f'tools/make_demo_data.py {" ".join(args)}` (a balanced validation split). '
+            f'Teacher `{preset.config(suite.teacher)}`, trained on the balanced data'
+            + (f' (run `{source}`)' if source else '') + ', evaluated here per group: its '
+            'row is what it can give each group. mAP in points, mean ± std over seeds; the '
+            'group columns are means; Δ are paired differences (same seed, same data order), '
+            f'the worst group\'s with its 95 % interval from Student\'s t; Δ vs '
+            f'{suite.reference} reads every row against plain KD.')
 
 
 def _device(preset):
@@ -104,9 +133,11 @@ def main(argv=None):
     if not args.table_only:
         inputs = dict(data=harness.make_data(), pretrain=harness.pretrain())
         teacher = harness.teacher_job(inputs)
+        evaluation = harness.teacher_eval_job(teacher, inputs)
         # the rows depend on the suite's pools too (the web pool), the teacher not
         row_inputs = dict(inputs, **harness.make_pools())
-        harness.run([teacher] + harness.row_jobs(rows, args.seeds, row_inputs, teacher))
+        harness.run([teacher] + ([evaluation] if evaluation else [])
+                    + harness.row_jobs(rows, args.seeds, row_inputs, teacher))
     command = (f'python tools/benchmark_accuracy.py --suite {args.suite} --device {args.device} '
                f'--seeds {" ".join(map(str, args.seeds))}')
     block = write_outputs(suite, preset, harness, args.seeds, args.doc, args.json, command)

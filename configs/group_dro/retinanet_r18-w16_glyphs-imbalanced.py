@@ -1,7 +1,7 @@
 # The benchmark student trained alone on the group-imbalanced glyph data:
-# the baseline of the group-robust suite (tools/benchmark_accuracy.py --suite
-# group). The imbalanced data settings live here; the KD and group-DRO
-# configs of this folder inherit them.
+# the `student` row of the group suite (tools/benchmark_accuracy.py --suite
+# group, which makes the data). The imbalanced data settings live here; the
+# distillation configs of this folder inherit them.
 #   python tools/make_demo_data.py --dataset glyphs --out data/glyphs_imbalanced \
 #       --style-probs train:plain=0.45,gradient=0.3,texture=0.2,photo=0.05
 # Training: 1350 plain / 900 gradient / 600 texture / 150 photo images;
@@ -10,6 +10,9 @@ _base_ = ['../benchmark/retinanet_r18-w16_glyphs.py']
 custom_imports = dict(imports=['mmkd_plugins'], allow_failed_imports=False)
 
 data_root = 'data/glyphs_imbalanced/'
+# The groups of this data (the background styles), for the group objectives
+# and the group suite; a kd_ variable, so it is a definition the configs place.
+kd_groups = ['plain', 'gradient', 'texture', 'photo']
 # PackDetInputs' default meta_keys plus 'group' (GroupCocoDataset fills it;
 # GroupDRODistiller reads it from each data sample).
 train_pipeline = [

@@ -3,10 +3,12 @@ difference to its twin with its 95 % interval."""
 from typing import List
 
 
-def plot_suite(table: List[dict], path: str, title: str) -> None:
-    """Two panels from :func:`.tables.suite_table`'s rows: mAP (bars =
-    mean, dots = seeds, dashed line = teacher) and Δ vs twin (dots = seeds,
-    bar = the 95 % interval of the mean)."""
+def plot_suite(table: List[dict], path: str, title: str,
+               metric: str = 'COCO mAP (val)') -> None:
+    """Two panels from :func:`.tables.suite_table`'s (or
+    :func:`.tables.group_table`'s) rows: ``metric`` (bars = mean, dots =
+    seeds, dashed line = teacher) and Δ vs twin (dots = seeds, bar = the
+    95 % interval of the mean)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -27,7 +29,7 @@ def plot_suite(table: List[dict], path: str, title: str) -> None:
     lo = min(100 * min(r['_maps']) for r in rows)
     ax.set_ylim(max(0, lo - 5), None)
     ax.set_xticks(range(len(rows)), [r['row'] for r in rows], rotation=30, ha='right')
-    ax.set_ylabel('COCO mAP (val), points')
+    ax.set_ylabel(f'{metric}, points')
     ax.set_title(title, fontsize=9)
     ax = axes[1]
     for i, r in enumerate(paired):
@@ -41,7 +43,7 @@ def plot_suite(table: List[dict], path: str, title: str) -> None:
     ax.axhline(0, color='k', lw=0.8)
     ax.set_xticks(range(len(paired)), [f'{r["row"]}\n− {r["twin"]}' for r in paired],
                   rotation=30, ha='right', fontsize=8)
-    ax.set_ylabel('Δ mAP vs twin (points), 95 % CI')
+    ax.set_ylabel(f'Δ {metric} vs twin (points), 95 % CI', fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

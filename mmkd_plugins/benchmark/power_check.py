@@ -6,8 +6,14 @@ method fail.
 the same statistics and the same loss scale, but no correspondence between
 what the student sees and what it is told to imitate. A benchmark on which
 this row scores like its working twin cannot tell transfer from
-regularisation. It is registered only when this module is imported, so it
-never appears in a user's registry by accident::
+regularisation.
+
+:class:`InvertedGroupDRO` is group DRO whose weights climb towards the
+groups that do best. Read against the working group DRO, it tells whether
+the weights' movement changes the worst group by more than the seeds' noise.
+
+Both are registered only when this module is imported, so they never appear
+in a user's registry by accident::
 
     custom_imports = dict(imports=['mmkd_plugins', 'mmkd_plugins.benchmark.power_check'],
                           allow_failed_imports=False)
@@ -18,6 +24,7 @@ from typing import Optional, Sequence
 from torch import Tensor
 
 from mmdet.registry import MODELS
+from mmkd_plugins.distillers.group_dro_distiller import GroupDRO
 from mmkd_plugins.losses.base import BaseDistillLoss
 
 
@@ -72,3 +79,18 @@ class ShuffledTeacherLoss(BaseDistillLoss):
                              f'to shuffle, got {teacher[0].shape[0]}')
         return self.loss_weight * self.host(student, roll_batch(teacher),
                                             data_samples=data_samples, weights=weights)
+
+
+@MODELS.register_module()
+class InvertedGroupDRO(GroupDRO):
+    """Group DRO with the sign of its signal flipped: the weights climb
+    towards the groups that do *best*, starving the worst group.
+
+    The group suite's power check: read against the working group DRO (same
+    arguments, same split, same step size), it shows whether the movement of
+    the weights at that step size changes the worst group by more than the
+    seeds' noise. Takes :class:`~mmkd_plugins.distillers.GroupDRO`'s arguments.
+    """
+
+    def eg_signal(self, distiller, steps):
+        return -super().eg_signal(distiller, steps)

@@ -8,6 +8,12 @@ trains only what is missing or stale, so adding a row trains only that
 row. Jobs run as separate ``tools/train.py`` processes, up to ``jobs`` at
 a time, each with its share of the CPU threads; a failed job is reported
 with its log's tail and does not stop the others.
+
+A suite with a ``teacher_suite`` distils from that suite's teacher run (the
+same job, key and work dir, trained if it is missing) and evaluates it once
+on its own validation split (``tools/test.py``, per group with
+``GroupCocoMetric`` when the suite has groups), stored as its own
+``'<suite>/teacher/0'``.
 """
 import fcntl
 import hashlib
@@ -85,6 +91,8 @@ class Job:
         prepare (callable, optional): called just before the run, returns
             extra options and inputs (e.g. the teacher checkpoint, known only
             once its job has finished).
+        evaluates (str, optional): the key of a job whose last checkpoint
+            this job evaluates (``tools/test.py``) instead of training.
     """
     key: str
     config: str
@@ -92,6 +100,7 @@ class Job:
     inputs: dict = field(default_factory=dict)
     needs: List[str] = field(default_factory=list)
     prepare: Optional[Callable[[], tuple]] = None
+    evaluates: Optional[str] = None
 
 
 class Harness:
@@ -118,17 +127,25 @@ class Harness:
         if preset.name not in suite.presets:
             raise ValueError(f'suite {suite.name!r} has no configs for preset {preset.name!r}; '
                              f'its presets: {list(suite.presets)}')
-        self.prefix = suite.name if preset.name == 'cpu' else f'{suite.name}-{preset.name}'
-        teacher_suite = suite.teacher_suite or suite.name
-        #: Where the teacher's run lives: another suite's, when the suite reuses it.
-        self.teacher_prefix = teacher_suite if preset.name == 'cpu' else \
-            f'{teacher_suite}-{preset.name}'
+        self.prefix = self._prefix(suite.name)
+        #: Where the teacher run's key and work dir live: this suite's, or
+        #: its ``teacher_suite``'s.
+        self.teacher_prefix = self._prefix(suite.teacher_suite or suite.name)
+
+    def _prefix(self, suite_name: str) -> str:
+        return suite_name if self.preset.name == 'cpu' else f'{suite_name}-{self.preset.name}'
+
+    def run_dir(self, key: str) -> str:
+        """``<work_dir>/<prefix>/<row>_seed<seed>`` of the job ``key``."""
+        prefix, row, seed = key.split('/')
+        return osp.join(self.work_dir, prefix, f'{row}_seed{seed}')
 
     # -- inputs ------------------------------------------------------------
-    def make_data(self) -> str:
-        """Generate the suite's data (a no-op when it exists with the same
-        settings) and return the digest of its settings."""
-        args, root = preset_data_args(self.suite, self.preset)
+    def make_data(self, suite: Optional[Suite] = None) -> str:
+        """Generate the data of the harness's suite (or of ``suite``) under
+        the preset (a no-op when it exists with the same settings) and
+        return the digest of its settings."""
+        args, root = preset_data_args(suite or self.suite, self.preset)
         subprocess.check_call([sys.executable, osp.join(REPO, 'tools', 'make_demo_data.py'),
                                *args, '--quiet'], cwd=REPO)
         return file_digest(osp.join(REPO, root, 'settings.json'))
@@ -168,17 +185,43 @@ class Harness:
             if proc.wait() != 0:
                 raise RuntimeError(f'pretraining {ckpt} failed (exit {proc.returncode})')
 
-    def _schedule(self, config: str) -> List[str]:
+    def _schedule(self, config: str, iters: Optional[int] = None) -> List[str]:
+        """Schedule options: ``iters`` (default: the config's) times the
+        preset's scale; none when both are the config's own."""
+        if iters is None and self.preset.iters_scale == 1:
+            return []
         from mmengine.config import Config
-        iters = Config.fromfile(osp.join(REPO, config)).train_cfg.max_iters
-        return schedule_options(iters * self.preset.iters_scale) \
-            if self.preset.iters_scale != 1 else []
+        iters = iters or Config.fromfile(osp.join(REPO, config)).train_cfg.max_iters
+        return schedule_options(iters * self.preset.iters_scale)
 
     def teacher_job(self, base_inputs: dict) -> Job:
+        """The teacher's training run; with a ``teacher_suite``, that suite's
+        own job (its data, key and work dir), so that it is trained once."""
+        if self.suite.teacher_suite:
+            from .suites import SUITES
+            base_inputs = dict(base_inputs,
+                               data=self.make_data(SUITES[self.suite.teacher_suite]))
         config = self.preset.config(self.suite.teacher)
         return Job(f'{self.teacher_prefix}/teacher/0', config,
                    self._schedule(config) + ['randomness.seed=0'],
                    dict(base_inputs, config=config_digest(config)))
+
+    def teacher_eval_job(self, teacher: Job, base_inputs: dict) -> Optional[Job]:
+        """With a ``teacher_suite``: the teacher evaluated on this suite's
+        validation split (per group when the suite has groups), stored as
+        ``'<suite>/teacher/0'``; None otherwise (the teacher's own final
+        validation is the suite's)."""
+        if not self.suite.teacher_suite:
+            return None
+        _, root = preset_data_args(self.suite, self.preset)
+        options = [f'test_dataloader.dataset.data_root={root}',
+                   f'test_evaluator.ann_file={root}annotations/val.json']
+        if self.suite.groups:
+            options.append('test_evaluator.type=GroupCocoMetric')
+        return Job(f'{self.prefix}/teacher/0', teacher.config, options,
+                   dict(base_inputs, config=teacher.inputs['config']), needs=[teacher.key],
+                   prepare=lambda: ([], self._checkpoint_inputs(teacher.key)),
+                   evaluates=teacher.key)
 
     def row_jobs(self, rows: Sequence[str], seeds: Sequence[int], base_inputs: dict,
                  teacher: Job) -> List[Job]:
@@ -189,7 +232,8 @@ class Harness:
             for name in rows:
                 row = self.suite.rows[name]
                 config = row.config if row.distills else self.preset.config(row.config)
-                opts = (self._schedule(config) + preset_options(self.suite, self.preset, row)
+                opts = (self._schedule(config, row.iters)
+                        + preset_options(self.suite, self.preset, row)
                         + [f'randomness.seed={seed}'] + list(row.options))
                 job = Job(f'{self.prefix}/{name}/{seed}', config, opts,
                           dict(base_inputs, config=digests.setdefault(config,
@@ -201,14 +245,19 @@ class Harness:
         return jobs
 
     def teacher_checkpoint(self) -> Optional[str]:
-        return ex.last_checkpoint(osp.join(self.work_dir, self.teacher_prefix, 'teacher_seed0'))
+        return ex.last_checkpoint(self.run_dir(f'{self.teacher_prefix}/teacher/0'))
+
+    def _checkpoint_inputs(self, key: str) -> dict:
+        """``{'teacher': digest}`` of the last checkpoint of job ``key``."""
+        ckpt = ex.last_checkpoint(self.run_dir(key))
+        if ckpt is None:
+            raise FileNotFoundError(f'no checkpoint of {key} under {self.run_dir(key)}')
+        return dict(teacher=file_digest(ckpt))
 
     def _teacher_inputs(self):
-        ckpt = self.teacher_checkpoint()
-        if ckpt is None:
-            raise FileNotFoundError(
-                f'no teacher checkpoint under {self.work_dir}/{self.teacher_prefix}/teacher_seed0')
-        return [f'model.teacher_ckpt={ckpt}'], dict(teacher=file_digest(ckpt))
+        key = f'{self.teacher_prefix}/teacher/0'
+        inputs = self._checkpoint_inputs(key)
+        return [f'model.teacher_ckpt={ex.last_checkpoint(self.run_dir(key))}'], inputs
 
     # -- running -----------------------------------------------------------
     def _stored(self, job: Job, results: dict) -> Optional[dict]:
@@ -226,13 +275,19 @@ class Harness:
             rec = self._stored(job, load_results(self.results_path))
             if rec is not None:
                 return rec
-        prefix, row, seed = job.key.split('/')
-        work = osp.join(self.work_dir, prefix, f'{row}_seed{seed}')
-        self.log(f'[{job.key}] training {job.config}')
+        work = self.run_dir(job.key)
         start = time.time()
-        metrics = ex.train(job.config, work, options, threads=self.threads)
+        if job.evaluates:
+            ckpt = ex.last_checkpoint(self.run_dir(job.evaluates))
+            self.log(f'[{job.key}] evaluating {ckpt} ({job.config})')
+            metrics = ex.evaluate(job.config, ckpt, work, options, threads=self.threads)
+        else:
+            self.log(f'[{job.key}] training {job.config}')
+            metrics = ex.train(job.config, work, options, threads=self.threads)
         record = dict(metrics, options=job.options, inputs=job.inputs, config=job.config,
                       threads=self.threads, seconds=round(time.time() - start, 1))
+        if job.evaluates:
+            record['evaluates'] = job.evaluates
         save_result(self.results_path, job.key, record)
         self.log(f'[{job.key}] mAP {metrics["coco/bbox_mAP"]:.4f} '
                  f'({record["seconds"]:.0f} s, {self.threads} threads)')

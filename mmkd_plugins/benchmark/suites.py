@@ -7,14 +7,21 @@ row names its *twin*, the row it is read against seed by seed
 (:mod:`.tables`); ``student`` and ``teacher`` are the reference points of
 "gap closed".
 
+Suites: ``glyphs``, the methods on the glyph data; ``group``, group-robust
+distillation on a group-imbalanced version of it (5 % 'photo' backgrounds
+in training, a balanced validation split), distilling from the ``glyphs``
+suite's teacher (trained on the balanced data), which it evaluates per
+group on its own validation split.
+
 Presets scale a suite to the machine: ``cpu`` (the default; 128 px images,
 the configs' own schedules) and ``cuda`` (twice the image size and four
 times the iterations, for a lent GPU).
 """
+import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from mmkd_plugins.experiment import schedule_options  # noqa: F401 (used by the harness)
+from mmkd_plugins.experiment import schedule_options
 
 STUDENT = 'configs/benchmark/retinanet_r18-w16_glyphs.py'
 TEACHER = 'configs/benchmark/retinanet_r50-w32_glyphs.py'
@@ -33,12 +40,22 @@ class Row:
         distills (bool): whether it is a distiller config (it then gets the
             suite's teacher checkpoint as ``model.teacher_ckpt``).
         note (str): one line for the table.
+        iters (int, optional): training iterations under the ``cpu``
+            preset, the cosine schedule compressed to them (early stopping);
+            default: the config's.
     """
     config: str
     twin: Optional[str] = 'inherit'
     options: Tuple[str, ...] = ()
     distills: bool = True
     note: str = ''
+    iters: Optional[int] = None
+
+    @property
+    def cfg_options(self) -> Tuple[str, ...]:
+        """Everything the row changes in its config under the ``cpu``
+        preset: its options, and the schedule when it sets ``iters``."""
+        return tuple(schedule_options(self.iters) if self.iters else ()) + self.options
 
 
 @dataclass(frozen=True)
@@ -62,9 +79,12 @@ class Suite:
             further data the rows train on besides ``data`` (the webly
             suite's unlabelled web pool); they are inputs of the rows, not of
             the teacher.
-        teacher_suite (str, optional): the suite whose teacher this one
-            reuses (its run, checkpoint and record), instead of its own.
+        teacher_suite (str, optional): the suite whose teacher run (and
+            data) this suite distils from, instead of training its own; the
+            teacher is then evaluated on this suite's validation split.
         presets (tuple[str]): the presets the suite has configs for.
+        reference (str, optional): a row every row is also read against
+            (e.g. plain KD, the bar a group-robust method must clear).
     """
     name: str
     data: Tuple[str, ...]
@@ -81,6 +101,7 @@ class Suite:
     pools: Tuple[Tuple[str, ...], ...] = ()
     teacher_suite: Optional[str] = None
     presets: Tuple[str, ...] = ('cpu', 'cuda')
+    reference: Optional[str] = None
 
 
 GLYPH_ROWS = {
@@ -138,6 +159,77 @@ WEBLY_ROWS = {
         note="power check: web-kd on the teacher's maps of another image of the batch"),
 }
 
+GROUPS = ('plain', 'gradient', 'texture', 'photo')
+_GROUP = 'configs/group_dro/'
+_GROUP_PAIR = 'retinanet-r18-w16_retinanet-r50-w32_glyphs-imbalanced.py'
+_DRO = _GROUP + 'group-dro-kd_' + _GROUP_PAIR
+#: Strong regularisation (Sagawa et al.): ten times the recipe's AdamW weight decay.
+STRONG_WD = 'optim_wrapper.optimizer.weight_decay=0.5'
+#: Early stopping: the recipe's 1200 iterations cut to half, cosine and all.
+EARLY_ITERS = 600
+
+
+def _dro(twin: str = 'group-dro-kd', note: str = '', **objective) -> Row:
+    """A variant of the group-DRO row: its config with ``model.objective``
+    arguments changed."""
+    options = tuple(f'model.objective.{k}={v}' for k, v in objective.items())
+    return Row(_DRO, twin=twin, options=options, note=note)
+
+
+GROUP_ROWS = {
+    'student': Row(_GROUP + 'retinanet_r18-w16_glyphs-imbalanced.py', twin=None, distills=False,
+                   note='student alone, imbalanced data'),
+    # The baselines: plain KD, and the two simple answers to a rare group.
+    'kd': Row(_GROUP + 'kd_' + _GROUP_PAIR, twin='student',
+              note="plain KD: FGD (the glyph suite's fgd row) on the imbalanced data"),
+    'logit-kd': Row(_GROUP + 'logit-kd_' + _GROUP_PAIR, twin='kd',
+                    note="plain KD by dense logit KD (the glyph suite's kd row)"),
+    'kd-balanced': Row(_GROUP + 'kd-balanced_' + _GROUP_PAIR, twin='kd',
+                       note='plain KD, group-balanced batches (GroupBalancedSampler)'),
+    'kd-reweighted': Row(_GROUP + 'kd-reweighted_' + _GROUP_PAIR, twin='kd',
+                         note='plain KD, image losses weighted by 1/n_g (GroupReweighted)'),
+    'group-dro-kd': Row(_DRO, twin='kd',
+                        note='group DRO over FGD: EG on the detection loss, eta 0.01'),
+    # What the weights follow.
+    'group-dro-kd-sum': _dro(signal='sum', note='signal: detection + distillation (the old one)'),
+    'group-dro-kd-distill': _dro(signal='distillation', note='signal: distillation loss'),
+    'group-dro-kd-std': _dro(signal='standardised', note='signal: z-scores of both terms'),
+    # Step size; at 1e-12 q stays uniform: every present group weighs the
+    # same, which separates what q's movement does from what the split does.
+    'group-dro-kd-uniform': _dro(step_size=1e-12, note='q frozen uniform (eta 1e-12)'),
+    'group-dro-kd-eta0.1': _dro(step_size=0.1, note='eta 0.1'),
+    'group-dro-kd-eta1': _dro(step_size=1.0, note='eta 1'),
+    # Sagawa et al.'s remedies: the group adjustment, strong regularisation, early stopping.
+    'group-dro-kd-adj2': _dro(adjustment=2.0, note='adjustment 2/sqrt(n_g)'),
+    'group-dro-kd-eta0.1-adj2': _dro(twin='group-dro-kd-eta0.1', step_size=0.1, adjustment=2.0,
+                                     note='eta 0.1, adjustment 2/sqrt(n_g)'),
+    'group-dro-kd-wd': Row(_DRO, twin='group-dro-kd', options=(STRONG_WD, ),
+                           note='weight decay 0.5 (10x)'),
+    'kd-wd': Row(_GROUP + 'kd_' + _GROUP_PAIR, twin='kd', options=(STRONG_WD, ),
+                 note='plain KD, weight decay 0.5 (10x)'),
+    'group-dro-kd-early': Row(_DRO, twin='group-dro-kd', iters=EARLY_ITERS,
+                              note=f'{EARLY_ITERS} iterations'),
+    'kd-early': Row(_GROUP + 'kd_' + _GROUP_PAIR, twin='kd', iters=EARLY_ITERS,
+                    note=f'plain KD, {EARLY_ITERS} iterations'),
+    # Sagawa et al.'s setting (balanced batches), and DRO over the other plain KD.
+    'group-dro-kd-balanced': Row(_GROUP + 'group-dro-kd-balanced_' + _GROUP_PAIR,
+                                 twin='group-dro-kd', note='group DRO, group-balanced batches'),
+    'group-dro-logit-kd': Row(_GROUP + 'group-dro-logit-kd_' + _GROUP_PAIR, twin='logit-kd',
+                              note='group DRO over logit KD'),
+    # The power check: the weights pushed towards the best groups, at the
+    # step size where they move most.
+    'broken-group-dro-kd-inverted': Row(
+        _GROUP + 'broken-group-dro-kd-inverted_' + _GROUP_PAIR, twin='group-dro-kd-eta1',
+        options=('model.objective.step_size=1.0', ),
+        note='power check: q climbs towards the best groups (eta 1)'),
+}
+
+#: The group suite's default rows: the issue's four answers to a rare group,
+#: all read against ``kd`` (12 runs over 3 seeds, about what the CPU machines
+#: afford). The student alone, logit KD, the step-size, signal and Sagawa
+#: rows and the power check run with ``--rows``.
+GROUP_DEFAULT_ROWS = ('kd', 'kd-balanced', 'kd-reweighted', 'group-dro-kd')
+
 SUITES = {
     'glyphs': Suite(
         name='glyphs', data=('--dataset', 'glyphs', '--out', 'data/glyphs'),
@@ -154,6 +246,15 @@ SUITES = {
         teacher_suite='glyphs', presets=('cpu', ),
         doc_markers=('<!-- webly:start -->', '<!-- webly:end -->'),
         image='accuracy_webly.png'),
+    'group': Suite(
+        name='group',
+        data=('--dataset', 'glyphs', '--out', 'data/glyphs_imbalanced',
+              '--style-probs', 'train:plain=0.45,gradient=0.3,texture=0.2,photo=0.05'),
+        data_root='data/glyphs_imbalanced/', rows=GROUP_ROWS,
+        default_rows=GROUP_DEFAULT_ROWS,
+        groups=GROUPS, teacher_suite='glyphs', reference='kd', presets=('cpu', ),
+        doc_markers=('<!-- group:start -->', '<!-- group:end -->'),
+        image='accuracy_group.png'),
 }
 
 
@@ -175,8 +276,10 @@ class Preset:
     device: str = 'cpu'
 
     def config(self, path: str) -> str:
-        """The preset's version of a benchmark detector config."""
-        if self.image_scale == 1 or not path.startswith('configs/benchmark/retinanet_'):
+        """The preset's version of a benchmark detector config (the
+        student alone and the teacher; distiller rows are moved by
+        :func:`preset_options`)."""
+        if self.image_scale == 1 or not osp.basename(path).startswith('retinanet_'):
             return path
         return path[:-len('.py')] + f'-x{self.image_scale}.py'
 

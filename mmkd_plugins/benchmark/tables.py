@@ -85,23 +85,32 @@ def accuracy_records(suite: str, rows, results: Dict[str, dict], seeds: Sequence
     Returns:
         list[dict]: ``suite, row, config, cfg_options, twin, seeds, map``
         (per seed, same order) and, with groups, ``worst_group_map`` and
-        ``group_map`` (per seed, ``{group: mAP}``).
+        ``group_map`` (per seed, ``{group: mAP}``). With groups, a teacher
+        evaluated per group on the suite's data (a ``'<suite>/teacher/0'``
+        record that evaluates another run) comes first, as row
+        ``teacher`` with the options it was evaluated with.
     """
     out = []
+    teacher = results.get(f'{suite}/teacher/0')
+    if groups and teacher and teacher.get('evaluates'):
+        out.append(_record(suite, 'teacher', teacher['config'], teacher['options'], None,
+                           [(0, teacher)], groups))
     for name, row in rows.items():
         runs = [(s, results[f'{suite}/{name}/{s}']) for s in seeds
                 if f'{suite}/{name}/{s}' in results]
-        if not runs:
-            continue
-        rec = dict(suite=suite, row=name, config=row.config, cfg_options=list(row.options),
-                   twin=row.twin, seeds=[s for s, _ in runs],
-                   map=[round(m['coco/bbox_mAP'], 4) for _, m in runs])
-        if groups:
-            rec['worst_group_map'] = [round(m['group/worst_bbox_mAP'], 4) for _, m in runs]
-            rec['group_map'] = [{g: round(m[f'group/{g}/bbox_mAP'], 4) for g in groups
-                                 if f'group/{g}/bbox_mAP' in m} for _, m in runs]
-        out.append(rec)
+        if runs:
+            out.append(_record(suite, name, row.config, row.cfg_options, row.twin, runs, groups))
     return out
+
+
+def _record(suite, name, config, options, twin, runs, groups) -> dict:
+    rec = dict(suite=suite, row=name, config=config, cfg_options=list(options), twin=twin,
+               seeds=[s for s, _ in runs], map=[round(m['coco/bbox_mAP'], 4) for _, m in runs])
+    if groups:
+        rec['worst_group_map'] = [round(m['group/worst_bbox_mAP'], 4) for _, m in runs]
+        rec['group_map'] = [{g: round(m[f'group/{g}/bbox_mAP'], 4) for g in groups
+                             if f'group/{g}/bbox_mAP' in m} for _, m in runs]
+    return rec
 
 
 def merge_accuracy_json(path: str, suite: str, records: List[dict]) -> List[dict]:
@@ -165,7 +174,7 @@ def suite_table(suite, results: Dict[str, dict], seeds: Sequence[int],
         if not maps:
             continue
         mean, std = mean_std(maps.values())
-        entry = {'row': name, 'config': ' '.join([row.config, *row.options]),
+        entry = {'row': name, 'config': ' '.join([row.config, *row.cfg_options]),
                  'seeds': ' '.join(map(str, maps)),
                  'mAP': f'{pts(mean)} ± {pts(std)}',
                  'per seed': ' / '.join(pts(v) for v in maps.values()),
@@ -188,3 +197,88 @@ def suite_table(suite, results: Dict[str, dict], seeds: Sequence[int],
 
 TABLE_COLUMNS = ['row', 'twin', 'seeds', 'mAP', 'per seed', 'Δ vs twin', '95 % CI', 'verdict',
                  'gap closed']
+
+
+def _paired_cell(p: Optional[dict]) -> str:
+    return '' if p is None else f'{pts(p["mean"], True)} ± {pts(p["std"])}'
+
+
+def _ci_cell(p: Optional[dict]) -> str:
+    return '' if p is None or p['ci'] is None else \
+        f'[{pts(p["ci"][0], True)}, {pts(p["ci"][1], True)}]'
+
+
+def worst_group_name(metrics: dict, groups: Sequence[str]) -> str:
+    """The name of a run's worst group (``GroupCocoMetric`` logs its index
+    into the sorted group names)."""
+    return sorted(groups)[int(metrics['group/worst_group'])]
+
+
+def group_table(suite, results: Dict[str, dict], seeds: Sequence[int],
+                prefix: Optional[str] = None) -> List[dict]:
+    """The rows of a group suite's Markdown table, from its stored runs.
+
+    Each row: its name, twin and seeds; overall mAP and worst-group mAP
+    (mean ± std over seeds, points) with their paired differences to the
+    twin (the worst group's with its 95 % interval and verdict) and to the
+    suite's ``reference`` row; each group's mean mAP; and the worst group
+    of each seed. The teacher evaluated per group on the suite's data comes
+    first, so that each group's column shows what the teacher can give.
+    Rows with no run for ``seeds`` are left out. ``_maps`` (worst-group
+    mAP per seed) and ``_paired`` (its paired difference to the twin) feed
+    the picture.
+    """
+    prefix = prefix or suite.name
+    groups = suite.groups
+    runs = {name: {s: results[f'{prefix}/{name}/{s}'] for s in seeds
+                   if f'{prefix}/{name}/{s}' in results} for name in suite.rows}
+
+    def per_seed(name, key):
+        return {s: m[key] for s, m in runs.get(name, {}).items()}
+
+    table = []
+    teacher = results.get(f'{prefix}/teacher/0')
+    if teacher and 'group/worst_bbox_mAP' in teacher:
+        entry = {'row': 'teacher', 'seeds': '0', 'mAP': pts(teacher['coco/bbox_mAP']),
+                 'worst-group mAP': pts(teacher['group/worst_bbox_mAP']),
+                 'worst group per seed': worst_group_name(teacher, groups),
+                 '_maps': [teacher['group/worst_bbox_mAP']]}
+        entry.update({g: pts(teacher[f'group/{g}/bbox_mAP']) for g in groups})
+        table.append(entry)
+    reference = suite.reference
+    for name, row in suite.rows.items():
+        if not runs[name]:
+            continue
+        maps, worst = per_seed(name, 'coco/bbox_mAP'), per_seed(name, 'group/worst_bbox_mAP')
+        entry = {'row': name, 'twin': row.twin or '', 'seeds': ' '.join(map(str, maps)),
+                 'mAP': '{} ± {}'.format(*map(pts, mean_std(maps.values()))),
+                 'worst-group mAP': '{} ± {}'.format(*map(pts, mean_std(worst.values()))),
+                 'worst group per seed': ' '.join(worst_group_name(m, groups)
+                                                  for m in runs[name].values()),
+                 '_maps': list(worst.values()), '_paired': None}
+        for g in groups:
+            values = [m[f'group/{g}/bbox_mAP'] for m in runs[name].values()]
+            entry[g] = pts(statistics.mean(values))
+        if row.twin and runs.get(row.twin):
+            p = paired(worst, per_seed(row.twin, 'group/worst_bbox_mAP'))
+            entry.update({'Δ mAP vs twin': _paired_cell(paired(
+                              maps, per_seed(row.twin, 'coco/bbox_mAP'))),
+                          'Δ worst vs twin': _paired_cell(p), '95 % CI': _ci_cell(p),
+                          'verdict': '' if p is None else p['verdict'], '_paired': p})
+        if reference and name != reference and runs.get(reference):
+            p = paired(worst, per_seed(reference, 'group/worst_bbox_mAP'))
+            entry[f'Δ worst vs {reference}'] = '' if p is None else \
+                f'{_paired_cell(p)} ({p["verdict"]})'
+            entry[f'Δ mAP vs {reference}'] = _paired_cell(
+                paired(maps, per_seed(reference, 'coco/bbox_mAP')))
+        table.append(entry)
+    return table
+
+
+def group_columns(suite) -> List[str]:
+    """The columns of :func:`group_table` for ``suite``."""
+    ref = [f'Δ worst vs {suite.reference}', f'Δ mAP vs {suite.reference}'] \
+        if suite.reference else []
+    return (['row', 'twin', 'seeds', 'mAP', 'Δ mAP vs twin', 'worst-group mAP',
+             'Δ worst vs twin', '95 % CI', 'verdict', *ref, *suite.groups,
+             'worst group per seed'])

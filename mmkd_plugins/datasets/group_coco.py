@@ -18,7 +18,8 @@ Config sketch (``configs/group_dro/`` has complete ones)::
 ``PackDetInputs`` copies only the keys named in ``meta_keys`` into a data
 sample's metainfo, so ``'group'`` must be added there.
 """
-from typing import List
+from collections import Counter
+from typing import Dict, List
 
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
@@ -94,3 +95,40 @@ class GroupCocoDataset(CocoDataset):
             info[GROUP_INFO_KEY] = str(value)
         self._metainfo['groups'] = sorted({d[GROUP_INFO_KEY] for d in data_list})
         return data_list
+
+
+def image_groups(dataset, who: str) -> List[str]:
+    """The group of every image of ``dataset``, in index order.
+
+    Args:
+        dataset: A dataset whose ``get_data_info(i)`` holds ``'group'``
+            (e.g. :class:`GroupCocoDataset`, or a wrapper of one).
+        who (str): The caller, named in error messages (a config ``type``).
+
+    Raises:
+        ValueError: the dataset has no ``get_data_info``, or an image has no
+            group (naming its index).
+    """
+    if not hasattr(dataset, 'get_data_info'):
+        raise ValueError(f'{who}: {type(dataset).__name__} has no get_data_info(); use a '
+                         'GroupCocoDataset')
+    groups = []
+    for i in range(len(dataset)):
+        group = dataset.get_data_info(i).get(GROUP_INFO_KEY)
+        if group is None:
+            raise ValueError(f'{who}: image {i} of {type(dataset).__name__} has no '
+                             f'{GROUP_INFO_KEY!r} in its data info; use a GroupCocoDataset '
+                             '(group_key names the json field)')
+        groups.append(group)
+    return groups
+
+
+def group_counts(dataset, who: str) -> Dict[str, int]:
+    """``{group: number of images}`` of ``dataset``, sorted by name (the
+    ``n_g`` of group DRO's adjustment and of inverse-frequency weights).
+
+    Args:
+        dataset: See :func:`image_groups`.
+        who (str): The caller, named in error messages.
+    """
+    return dict(sorted(Counter(image_groups(dataset, who)).items()))

@@ -14,7 +14,7 @@ import torch
 from mmengine.dataset import InfiniteSampler
 from mmengine.registry import DATA_SAMPLERS
 
-from .group_coco import GROUP_INFO_KEY
+from .group_coco import image_groups
 
 
 @DATA_SAMPLERS.register_module()
@@ -52,17 +52,7 @@ class GroupBalancedSampler(InfiniteSampler):
             raise ValueError(f'GroupBalancedSampler: power must be a number >= 0, got {power!r}')
         if len(dataset) == 0:
             raise ValueError('GroupBalancedSampler: the dataset is empty')
-        if not hasattr(dataset, 'get_data_info'):
-            raise ValueError(f'GroupBalancedSampler: {type(dataset).__name__} has no '
-                             'get_data_info(); use a GroupCocoDataset')
-        groups = []
-        for i in range(len(dataset)):
-            group = dataset.get_data_info(i).get(GROUP_INFO_KEY)
-            if group is None:
-                raise ValueError(f'GroupBalancedSampler: image {i} of {type(dataset).__name__} '
-                                 f'has no {GROUP_INFO_KEY!r} in its data info; use a '
-                                 'GroupCocoDataset (group_key names the json field)')
-            groups.append(group)
+        groups = image_groups(dataset, type(self).__name__)
         counts = Counter(groups)
         self.power = float(power)
         self.group_counts = dict(sorted(counts.items()))

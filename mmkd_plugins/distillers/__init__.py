@@ -5,6 +5,7 @@ from .detection_distiller import DetectionDistiller
 from .disagreement_weights import DisagreementWeights
 from .feature_term import FeatureTerm
 from .group_dro_distiller import GroupDRO, GroupDROCrossViewDistiller, GroupDRODistiller
+from .group_reweighted import GroupReweighted
 from .mc_dropout import MCDropout
 from .mix_distribution import MixDistribution, MixDistributionTerm
 from .parts import Batch, DistillTerm, Features, Probe, SingleView, Step, WholeBatch
@@ -14,6 +15,7 @@ from .recorder import OutputRecorder
 __all__ = [
     'DetectionDistiller', 'Batch', 'Features', 'Step', 'Probe', 'DistillTerm', 'SingleView',
     'WholeBatch', 'FeatureTerm', 'MCDropout', 'TwoViews', 'CrossViewTerm', 'GroupDRO',
+    'GroupReweighted',
     'CrossViewDistiller', 'GroupDRODistiller', 'GroupDROCrossViewDistiller', 'warp_dense',
     'project_rois', 'DisagreementWeights', 'MixDistribution', 'MixDistributionTerm',
     'TeacherPseudoBoxes',

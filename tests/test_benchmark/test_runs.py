@@ -50,7 +50,9 @@ class FakeTrain:
 def harness(tmp_path, monkeypatch):
     fake = FakeTrain()
     monkeypatch.setattr(runs.ex, 'train', fake)
-    monkeypatch.setattr(runs.Harness, '_schedule', lambda self, config: [])
+    # A row's own schedule shows as one option; the configs' are not read.
+    monkeypatch.setattr(runs.Harness, '_schedule',
+                        lambda self, config, iters=None: [f'schedule={iters}'] if iters else [])
     monkeypatch.setattr(runs, 'config_digest', lambda config: 'digest of ' + config)
     h = runs.Harness(_suite(), PRESETS['cpu'], str(tmp_path), jobs=2, threads=1,
                      log=lambda m: None)
@@ -110,7 +112,7 @@ def test_stale_runs_are_retrained(harness, monkeypatch):
 def test_failures_are_reported_and_dependents_skipped(tmp_path, monkeypatch):
     fake = FakeTrain(fail={'t.py'})
     monkeypatch.setattr(runs.ex, 'train', fake)
-    monkeypatch.setattr(runs.Harness, '_schedule', lambda self, config: [])
+    monkeypatch.setattr(runs.Harness, '_schedule', lambda self, config, iters=None: [])
     monkeypatch.setattr(runs, 'config_digest', lambda config: 'digest of ' + config)
     h = runs.Harness(_suite(), PRESETS['cpu'], str(tmp_path), jobs=1, log=lambda m: None)
     with pytest.raises(RuntimeError) as e:
@@ -155,6 +157,10 @@ def test_pools_are_made_and_a_shared_teacher_is_reused(harness, tmp_path, monkey
 
     monkeypatch.setattr(runs.subprocess, 'check_call', make)
     monkeypatch.setattr(runs, 'REPO', str(tmp_path / 'repo'))
+    # the teacher job is the toy suite's own, with the toy suite's data
+    from mmkd_plugins.benchmark import suites
+    monkeypatch.setitem(suites.SUITES, 'toy', toy.suite)
+    monkeypatch.setattr(runs.Harness, 'make_data', lambda self, suite=None: 'd1')
     web = runs.Harness(_web_suite(), PRESETS['cpu'], str(tmp_path), jobs=1, log=lambda m: None)
     pools = web.make_pools()
     assert calls[0][-5:] == ['--dataset', 'glyphs-web', '--out', 'pool', '--quiet']
@@ -181,3 +187,86 @@ def test_pools_are_made_and_a_shared_teacher_is_reused(harness, tmp_path, monkey
 def test_a_suite_refuses_a_preset_it_has_no_configs_for(tmp_path):
     with pytest.raises(ValueError, match="suite 'web' has no configs for preset 'cuda'"):
         runs.Harness(_web_suite(), PRESETS['cuda'], str(tmp_path))
+class FakeEvaluate:
+    """Stands in for experiment.evaluate: records calls, returns group metrics."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, config, checkpoint, work_dir, options, threads=None):
+        self.calls.append((config, checkpoint, list(options)))
+        return {'coco/bbox_mAP': 0.34, 'group/worst_bbox_mAP': 0.25, 'group/worst_group': 0}
+
+
+@pytest.fixture
+def group_harness(harness, monkeypatch):
+    """A toy group suite that distils from the toy suite's teacher."""
+    from mmkd_plugins.benchmark import suites
+    h, fake = harness
+    monkeypatch.setitem(suites.SUITES, 'toy', h.suite)
+    monkeypatch.setattr(runs.Harness, 'make_data',
+                        lambda self, suite=None: 'data of ' + (suite or self.suite).name)
+    evaluate = FakeEvaluate()
+    monkeypatch.setattr(runs.ex, 'evaluate', evaluate)
+    rows = {'student': Row('gs.py', twin=None, distills=False),
+            'kd': Row('gkd.py', twin='student'),
+            'kd-early': Row('gkd.py', twin='kd', iters=600)}
+    group = Suite(name='toyg', data=('--out', 'dg'), data_root='dg/', rows=rows,
+                  default_rows=tuple(rows), teacher='t.py', pretrain={},
+                  groups=('plain', 'photo'), teacher_suite='toy', reference='kd')
+    gh = runs.Harness(group, PRESETS['cpu'], h.work_dir, jobs=2, threads=1, log=lambda m: None)
+    return h, gh, fake, evaluate
+
+
+def _group_jobs(gh, seeds=(0,)):
+    inputs = dict(data=gh.make_data(), pretrain='p')
+    teacher = gh.teacher_job(inputs)
+    return [teacher, gh.teacher_eval_job(teacher, inputs)] + gh.row_jobs(
+        list(gh.suite.rows), list(seeds), inputs, teacher)
+
+
+def test_group_suite_distils_from_the_teacher_suite_and_evaluates_it(group_harness):
+    h, gh, fake, evaluate = group_harness
+    jobs = _group_jobs(gh)
+    teacher, evaluation = jobs[:2]
+    # The teacher suite's own job: its key, its data, its work dir.
+    assert teacher.key == 'toy/teacher/0' and teacher.inputs['data'] == 'data of toy'
+    done = gh.run(jobs)
+    assert [c[0] for c in fake.calls].count('t.py') == 1
+    teacher_dir = osp.join(h.work_dir, 'toy', 'teacher_seed0')
+    assert fake.calls[0][1] == teacher_dir
+    ckpt = h.teacher_checkpoint()
+    assert gh.teacher_checkpoint() == ckpt and ckpt.startswith(teacher_dir)
+    # Rows distil from it and run in the group suite's folder.
+    kd = [c for c in fake.calls if c[0] == 'gkd.py']
+    assert len(kd) == 2 and all(f'model.teacher_ckpt={ckpt}' in c[2] for c in kd)
+    early = {osp.basename(c[1]): 'schedule=600' in c[2] for c in kd}
+    assert early == {'kd_seed0': False, 'kd-early_seed0': True}
+    assert all(osp.dirname(c[1]) == osp.join(h.work_dir, 'toyg') for c in kd)
+    # The teacher is evaluated once, per group, on the group suite's data.
+    assert evaluate.calls == [('t.py', ckpt, ['test_dataloader.dataset.data_root=dg/',
+                                              'test_evaluator.ann_file=dg/annotations/val.json',
+                                              'test_evaluator.type=GroupCocoMetric'])]
+    stored = json.load(open(gh.results_path))
+    assert stored['toyg/teacher/0']['evaluates'] == 'toy/teacher/0'
+    assert stored['toyg/teacher/0']['inputs']['teacher'] == runs.file_digest(ckpt)
+    assert done['toyg/teacher/0']['group/worst_bbox_mAP'] == 0.25
+    assert 'toyg/teacher/0' in done and evaluation.key == 'toyg/teacher/0'
+    # Nothing runs twice: neither from this suite, nor from the teacher suite.
+    fake.calls.clear()
+    gh.run(_group_jobs(gh))
+    inputs = dict(data=h.make_data(), pretrain='p')
+    h.run([h.teacher_job(inputs)])
+    assert fake.calls == [] and len(evaluate.calls) == 1
+
+
+def test_schedule_options_of_a_row_and_a_preset(tmp_path, monkeypatch):
+    from mmkd_plugins.experiment import schedule_options
+    cpu = runs.Harness(_suite(), PRESETS['cpu'], str(tmp_path), log=lambda m: None)
+    cuda = runs.Harness(_suite(), PRESETS['cuda'], str(tmp_path), log=lambda m: None)
+    assert cpu._schedule('no-such-config.py') == []   # the config's own: not read
+    assert cpu._schedule('no-such-config.py', 600) == schedule_options(600)
+    assert cuda._schedule('no-such-config.py', 600) == schedule_options(2400)
+    config = ('configs/group_dro/group-dro-kd_'
+              'retinanet-r18-w16_retinanet-r50-w32_glyphs-imbalanced.py')
+    assert cuda._schedule(config) == schedule_options(4800)  # 1200 x 4

@@ -30,7 +30,9 @@ def test_rows_exist_and_twins_are_rows(suite):
         cfg = _with_options(row.config, row.options)
         assert (cfg.model.type != 'RetinaNet') == row.distills, name
     assert set(s.default_rows) <= set(s.rows)
-    assert any(n.startswith('broken-') for n in s.default_rows)  # the power check runs
+    assert any(n.startswith('broken-') for n in s.rows)  # every suite has a power check
+    if suite == 'glyphs':  # the methods suite runs it by default; the group suite by --rows
+        assert any(n.startswith('broken-') for n in s.default_rows)
 
 
 def test_uet_rows_are_read_against_the_host_they_wrap():
@@ -80,3 +82,52 @@ def test_cuda_preset_moves_a_distiller_row_onto_the_larger_data():
     assert preset.config('configs/fgd/x.py') == 'configs/fgd/x.py'
     assert PRESETS['cpu'].config(STUDENT) == STUDENT
     assert preset_options(suite, PRESETS['cpu'], row) == []
+
+
+def test_group_suite_rows_and_teacher():
+    suite = SUITES['group']
+    assert suite.groups == ('plain', 'gradient', 'texture', 'photo')
+    assert suite.teacher_suite == 'glyphs' and suite.teacher == SUITES['glyphs'].teacher
+    assert suite.doc_markers == ('<!-- group:start -->', '<!-- group:end -->')
+    # By default the four baselines alone, read against plain KD:
+    # 12 runs over 3 seeds, what the CPU machines afford.
+    assert suite.default_rows == ('kd', 'kd-balanced', 'kd-reweighted', 'group-dro-kd')
+    assert suite.reference == 'kd' and suite.rows['kd'].config.endswith(
+        'kd_retinanet-r18-w16_retinanet-r50-w32_glyphs-imbalanced.py')
+    for name in ('kd-balanced', 'kd-reweighted', 'group-dro-kd'):
+        assert suite.rows[name].twin == 'kd'
+    # Options and schedules that make the variants.
+    assert suite.rows['group-dro-kd-eta0.1'].options == ('model.objective.step_size=0.1', )
+    cfg = _with_options(suite.rows['group-dro-kd-std'].config,
+                        suite.rows['group-dro-kd-std'].cfg_options)
+    assert cfg.model.objective.signal == 'standardised'
+    early = suite.rows['group-dro-kd-early']
+    cfg = _with_options(early.config, early.cfg_options)
+    assert cfg.train_cfg.max_iters == 600 and cfg.param_scheduler[1].T_max == 500
+    # The power check and its twin differ in the objective's type alone.
+    broken = suite.rows['broken-group-dro-kd-inverted']
+    twin = suite.rows[broken.twin]
+    b, t = _with_options(broken.config, broken.options), _with_options(twin.config, twin.options)
+    assert b.model.objective.type == 'InvertedGroupDRO' and t.model.objective.type == 'GroupDRO'
+    assert b.model.objective.step_size == t.model.objective.step_size == 1.0
+    b.model.objective.type = 'GroupDRO'
+    assert b.model == t.model
+
+
+def test_cuda_preset_moves_the_group_suite_onto_the_larger_data():
+    suite, preset = SUITES['group'], PRESETS['cuda']
+    args, root = preset_data_args(suite, preset)
+    assert root == 'data/glyphs_imbalanced-x2/'
+    assert args[args.index('--style-probs') + 1] == \
+        'train:plain=0.45,gradient=0.3,texture=0.2,photo=0.05'
+    student = suite.rows['student']
+    x2 = Config.fromfile(osp.join(ROOT, preset.config(student.config)))
+    assert x2.train_dataloader.dataset.data_root == root
+    assert x2.train_dataloader.dataset.type == 'GroupCocoDataset'
+    assert tuple(x2.train_dataloader.dataset.pipeline[2].scale) == (256, 256)
+    assert x2.model.bbox_head.anchor_generator.octave_base_scale == 3
+    row = suite.rows['group-dro-kd']
+    cfg = _with_options(row.config, preset_options(suite, preset, row))
+    assert cfg.model.student.endswith('retinanet_r18-w16_glyphs-x2.py')
+    assert cfg.train_dataloader.dataset.data_root == root
+    assert cfg.val_evaluator.ann_file == root + 'annotations/val.json'

@@ -105,3 +105,86 @@ def test_write_markdown(tmp_path):
     tables.write_markdown(str(doc), 'two', '<!-- a -->', '<!-- /a -->')
     text = doc.read_text()
     assert text.count('<!-- a -->') == 1 and 'two' in text and 'one' not in text
+
+
+def _group_suite():
+    rows = {'student': Row('s.py', twin=None, distills=False),
+            'kd': Row('kd.py', twin='student'),
+            'dro': Row('dro.py', twin='kd'),
+            'dro-eta1': Row('dro.py', twin='dro', options=('eta=1', )),
+            'dro-early': Row('dro.py', twin='dro', iters=600)}
+    return Suite(name='g', data=(), data_root='d/', rows=rows, default_rows=tuple(rows),
+                 groups=('plain', 'photo'), teacher_suite='t', reference='kd')
+
+
+def _group_run(overall, plain, photo):
+    # GroupCocoMetric's worst_group indexes the sorted names: photo 0, plain 1.
+    return {'coco/bbox_mAP': overall, 'group/plain/bbox_mAP': plain,
+            'group/photo/bbox_mAP': photo, 'group/worst_bbox_mAP': min(plain, photo),
+            'group/worst_group': 0 if photo <= plain else 1}
+
+
+def _group_results():
+    res = {'g/teacher/0': dict(_group_run(0.34, 0.40, 0.25), config='t.py',
+                               options=['test_evaluator.type=GroupCocoMetric'],
+                               evaluates='t/teacher/0')}
+    for seed, (s, k, d, e) in enumerate([((0.20, 0.30, 0.10), (0.25, 0.32, 0.15),
+                                          (0.26, 0.31, 0.18), (0.22, 0.30, 0.31)),
+                                         ((0.22, 0.31, 0.12), (0.27, 0.33, 0.16),
+                                          (0.27, 0.32, 0.20), (0.23, 0.29, 0.30))]):
+        res[f'g/student/{seed}'] = _group_run(*s)
+        res[f'g/kd/{seed}'] = _group_run(*k)
+        res[f'g/dro/{seed}'] = _group_run(*d)
+        res[f'g/dro-early/{seed}'] = _group_run(*e)
+    return res
+
+
+def test_group_table_by_hand():
+    suite = _group_suite()
+    table = tables.group_table(suite, _group_results(), [0, 1])
+    assert [r['row'] for r in table] == ['teacher', 'student', 'kd', 'dro', 'dro-early']
+    teacher = table[0]
+    assert (teacher['mAP'], teacher['worst-group mAP'], teacher['plain'], teacher['photo'],
+            teacher['worst group per seed']) == ('34.0', '25.0', '40.0', '25.0', 'photo')
+    dro = table[3]
+    assert dro['mAP'] == '26.5 ± 0.7' and dro['worst-group mAP'] == '19.0 ± 1.4'
+    assert dro['plain'] == '31.5' and dro['photo'] == '19.0'
+    # worst group vs kd: photo 18 - 15 = +3, 20 - 16 = +4 points
+    assert dro['Δ worst vs twin'] == '+3.5 ± 0.7'
+    assert dro['Δ mAP vs twin'] == '+0.5 ± 0.7'   # +1, 0
+    half = 12.706 * (0.5 * math.sqrt(2)) / math.sqrt(2)  # t(0.975, 1 dof), std of 3 and 4
+    assert dro['95 % CI'] == f'[{3.5 - half:+.1f}, {3.5 + half:+.1f}]'
+    assert dro['verdict'] == 'within noise'
+    assert dro['Δ worst vs kd'] == '+3.5 ± 0.7 (within noise)'
+    assert dro['_maps'] == [0.18, 0.20] and dro['_paired']['diffs'] == pytest.approx([0.03, 0.04])
+    early = table[4]
+    # the worst group changes: plain 30, 29 (photo 31, 30)
+    assert early['worst group per seed'] == 'plain plain'
+    assert early['worst-group mAP'] == '29.5 ± 0.7'
+    assert early['Δ worst vs twin'] == '+10.5 ± 2.1'       # vs dro: 30 - 18, 29 - 20
+    # vs kd: 30 - 15, 29 - 16 = 15, 13; 12.706 * 1.41 / sqrt(2) = 12.7 < 14
+    assert early['Δ worst vs kd'] == '+14.0 ± 1.4 (above)'
+    assert 'Δ worst vs kd' not in table[2]                 # kd itself
+    md = tables.format_table(table, tables.group_columns(suite))
+    assert md.splitlines()[0] == (
+        '| row | twin | seeds | mAP | Δ mAP vs twin | worst-group mAP | Δ worst vs twin | '
+        '95 % CI | verdict | Δ worst vs kd | Δ mAP vs kd | plain | photo | '
+        'worst group per seed |')
+
+
+def test_group_accuracy_records_carry_the_teacher_and_the_schedule():
+    suite = _group_suite()
+    recs = tables.accuracy_records('g', suite.rows, _group_results(), [0, 1], suite.groups)
+    assert [r['row'] for r in recs] == ['teacher', 'student', 'kd', 'dro', 'dro-early']
+    teacher = recs[0]
+    assert teacher == dict(suite='g', row='teacher', config='t.py',
+                           cfg_options=['test_evaluator.type=GroupCocoMetric'], twin=None,
+                           seeds=[0], map=[0.34], worst_group_map=[0.25],
+                           group_map=[{'plain': 0.40, 'photo': 0.25}])
+    early = recs[-1]
+    # A row that trains a shorter schedule is a variant of its config.
+    assert early['cfg_options'][:2] == ['train_cfg.max_iters=600', 'train_cfg.val_interval=600']
+    assert early['worst_group_map'] == [0.30, 0.29]
+    # Without groups (or without an evaluation record) no teacher row.
+    assert 'teacher' not in [r['row'] for r in tables.accuracy_records(
+        'g', suite.rows, _group_results(), [0, 1])]

@@ -1,19 +1,22 @@
 """GroupDRODistiller: the weight update, the objective, logging, errors and
 the weights' round trip through checkpoints and --resume."""
+import json
 import math
 import os.path as osp
+from collections import Counter
 
 import pytest
 import torch
-from conftest import distiller_cfg, make_batch, runner_cfg
+from conftest import distiller_cfg, fake_group_steps, group_batch, runner_cfg
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmdet.registry import MODELS
 from mmkd_plugins.compat import load_checkpoint_file
-from mmkd_plugins.distillers import DetectionDistiller, GroupDRODistiller, SingleView
-from mmkd_plugins.distillers import group_dro_distiller as gdro
-from mmkd_plugins.distillers.group_dro_distiller import exponentiated_gradient_step
+from mmkd_plugins.distillers import GroupDRO, SingleView
+from mmkd_plugins.distillers import groups as groups_module
+from mmkd_plugins.distillers.group_dro_distiller import (exponentiated_gradient_step,
+                                                          group_adjustment, standardise)
 
 GROUPS = ['plain', 'gradient', 'texture', 'photo']  # stored sorted:
 SORTED = ['gradient', 'photo', 'plain', 'texture']
@@ -38,33 +41,6 @@ def dro(model):
     model.train()
     model.group_weights.fill_(0.25)
     return model
-
-
-def batch_of(model, groups, seed=0):
-    data = make_batch(model, batch_size=len(groups), seed=seed)
-    for sample, group in zip(data['data_samples'], groups):
-        sample.set_metainfo({'group': group})
-    return data
-
-
-def fake_parent(monkeypatch, group_losses, calls=None):
-    """Make the distiller's step return known losses: ``group_losses[g]`` =
-    (detection, distillation), both times a parameter equal to 1 so that the
-    objective has a gradient."""
-    weight = torch.nn.Parameter(torch.ones(()))
-
-    def step(self, batch, features=None):
-        groups = {s.metainfo['group'] for s in batch.data_samples}
-        assert len(groups) == 1, groups  # one call per group
-        det, dist = group_losses[groups.pop()]
-        if calls is not None:
-            calls.append((batch.inputs.shape[0],
-                          [s.metainfo['img_id'] for s in batch.data_samples]))
-        return {'loss_cls': [torch.tensor(det / 2) * weight, torch.tensor(det / 2) * weight],
-                'loss_fgd': torch.tensor(dist) * weight, 'acc': torch.tensor(50.0)}
-
-    monkeypatch.setattr(DetectionDistiller, 'step', step)
-    return weight
 
 
 # -- the update rule ----------------------------------------------------------
@@ -97,14 +73,71 @@ def test_weights_stay_a_distribution_and_absent_groups_keep_theirs():
     assert moved
 
 
+# -- the signal and the adjustment, as pure functions --------------------------
+def test_group_adjustment_by_hand():
+    counts = torch.tensor([100.0, 4.0, 25.0, 1.0])
+    torch.testing.assert_close(group_adjustment(counts, 2.0),
+                               torch.tensor([0.2, 1.0, 0.4, 2.0]))
+    assert torch.equal(group_adjustment(counts, 0.0), torch.zeros(4))
+
+
+def test_standardise_by_hand():
+    # Two terms (rows), four groups; the last group is absent.
+    values = torch.tensor([[1.0, 3.0, 5.0, 99.0], [10.0, 30.0, 20.0, 99.0]])
+    present = torch.tensor([True, True, True, False])
+    z, moments = standardise(values, present, torch.zeros(2, 3, dtype=torch.float64), 0.5)
+    # Step 1: the moving averages are half this step's moments, and the
+    # weight 0.5 undoes the halving: mean 3, E[x^2] = 35/3, var 8/3 (term 0);
+    # mean 20, E[x^2] = 1400/3, var 200/3 (term 1).
+    torch.testing.assert_close(moments, torch.tensor(
+        [[1.5, 35 / 6, 0.5], [10.0, 700 / 3, 0.5]], dtype=torch.float64))
+    s0, s1 = math.sqrt(8 / 3), math.sqrt(200 / 3)
+    torch.testing.assert_close(z, torch.tensor(
+        [[-2 / s0, 0.0, 2 / s0, 0.0], [-10 / s1, 10 / s1, 0.0, 0.0]], dtype=torch.float64))
+    # Step 2, two groups: term 0 sees 2 and 4, term 1 sees 10 twice.
+    values = torch.tensor([[2.0, 4.0, 0.0, 0.0], [10.0, 10.0, 0.0, 0.0]])
+    present = torch.tensor([True, True, False, False])
+    z, moments = standardise(values, present, moments, 0.5)
+    # term 0: (1.5 + 3) / 2 = 2.25, (35/6 + 10) / 2 = 95/12, weight 0.75:
+    # mean 3, E[x^2] = 95/9, var 14/9; term 1: mean 40/3, E[x^2] = 2000/9,
+    # var 400/9.
+    torch.testing.assert_close(moments, torch.tensor(
+        [[2.25, 95 / 12, 0.75], [10.0, 500 / 3, 0.75]], dtype=torch.float64))
+    s0, s1 = math.sqrt(14 / 9), math.sqrt(400 / 9)
+    torch.testing.assert_close(z, torch.tensor(
+        [[-1 / s0, 1 / s0, 0.0, 0.0], [(10 - 40 / 3) / s1] * 2 + [0.0, 0.0]],
+        dtype=torch.float64))
+
+
+def test_standardise_gives_zero_without_spread():
+    values = torch.tensor([[20.0, 20.0, 7.0], [3.0, 1.0, 2.0]])
+    present = torch.tensor([True, True, False])
+    z, moments = standardise(values, present, torch.zeros(2, 3, dtype=torch.float64), 0.99)
+    assert torch.equal(z[0], torch.zeros(3, dtype=torch.float64))  # identical: no scale
+    assert z[1, 0] == pytest.approx(1.0) and z[1, 1] == pytest.approx(-1.0)
+    # One group alone on the first step: no spread for either term.
+    z, _ = standardise(values, torch.tensor([False, False, True]),
+                       torch.zeros(2, 3, dtype=torch.float64), 0.99)
+    assert torch.equal(z, torch.zeros(2, 3, dtype=torch.float64))
+
+
 # -- the distiller's loss -----------------------------------------------------
-def test_loss_updates_weights_and_weights_the_objective(dro, monkeypatch):
+# Fake group losses (detection, distillation); gradient is absent from the batch.
+LOSSES = {'plain': (1.0, 0.5), 'photo': (2.0, 1.0), 'texture': (0.2, 0.1), 'gradient': (9.0, 9.0)}
+# The signal each choice gives the present groups.
+SIGNAL_BY_HAND = {'detection': {'photo': 2.0, 'plain': 1.0, 'texture': 0.2},
+                  'distillation': {'photo': 1.0, 'plain': 0.5, 'texture': 0.1},
+                  'sum': {'photo': 3.0, 'plain': 1.5, 'texture': 0.3}}
+
+
+@pytest.mark.parametrize('signal', sorted(SIGNAL_BY_HAND))
+def test_loss_updates_weights_and_weights_the_objective(dro, monkeypatch, signal):
+    monkeypatch.setattr(dro, 'objective', GroupDRO(GROUPS, step_size=0.5, signal=signal))
     calls = []
-    weight = fake_parent(monkeypatch, {'plain': (1.0, 0.5), 'photo': (2.0, 1.0),
-                                       'texture': (0.2, 0.1), 'gradient': (9.0, 9.0)}, calls)
+    weight = fake_group_steps(monkeypatch, LOSSES, calls)
     start = torch.tensor([0.1, 0.2, 0.3, 0.4])  # gradient photo plain texture
     dro.group_weights.copy_(start)
-    data = batch_of(dro, ['plain', 'photo', 'plain', 'texture', 'photo'])
+    data = group_batch(dro, ['plain', 'photo', 'plain', 'texture', 'photo'])
     img_ids = [s.metainfo['img_id'] for s in data['data_samples']]
     out = dro.loss(**data)
 
@@ -112,20 +145,26 @@ def test_loss_updates_weights_and_weights_the_objective(dro, monkeypatch):
     # the sub-batches partition the batch.
     assert calls == [(2, [img_ids[1], img_ids[4]]), (2, [img_ids[0], img_ids[2]]),
                      (1, [img_ids[3]])]
-    # l_g = detection + distillation; present: photo 3.0, plain 1.5, texture 0.3.
-    raw = {'photo': 0.2 * math.exp(0.5 * 3.0), 'plain': 0.3 * math.exp(0.5 * 1.5),
-           'texture': 0.4 * math.exp(0.5 * 0.3)}
+    # q follows the chosen signal s_g: q_g e^{0.5 s_g}, rescaled to mass 0.9.
+    s = SIGNAL_BY_HAND[signal]
+    raw = {'photo': 0.2 * math.exp(0.5 * s['photo']), 'plain': 0.3 * math.exp(0.5 * s['plain']),
+           'texture': 0.4 * math.exp(0.5 * s['texture'])}
     expected = {g: 0.9 * r / sum(raw.values()) for g, r in raw.items()}
     expected['gradient'] = 0.1
     for g in SORTED:
         assert out[f'gq_{g}'].item() == pytest.approx(expected[g], rel=1e-6)
         assert dro.group_weights[SORTED.index(g)].item() == pytest.approx(expected[g], rel=1e-6)
     assert torch.equal(dro.group_weights[0], start[0])  # absent: exactly its old weight
-    # Group losses: logged for the present groups only.
-    assert 'gl_gradient' not in out
-    for g, l in (('photo', 3.0), ('plain', 1.5), ('texture', 0.3)):
-        assert out[f'gl_{g}'].item() == pytest.approx(l)
-    # Objective: updated weights, renormalised over the present groups.
+    # Logged for the present groups only: the loss, its two parts, the signal.
+    assert not any(k.endswith('_gradient') for k in out if k != 'gq_gradient')
+    for g in ('photo', 'plain', 'texture'):
+        det, dist = LOSSES[g]
+        assert out[f'gl_{g}'].item() == pytest.approx(det + dist)
+        assert out[f'gdet_{g}'].item() == pytest.approx(det)
+        assert out[f'gdist_{g}'].item() == pytest.approx(dist)
+        assert out[f'gsig_{g}'].item() == pytest.approx(s[g])
+    # Objective: the group *losses* l_g = det + dist whatever the signal,
+    # with the updated weights renormalised over the present groups.
     objective = sum(expected[g] * l for g, l in (('photo', 3.0), ('plain', 1.5),
                                                   ('texture', 0.3))) / 0.9
     assert out['loss_group_dro'].item() == pytest.approx(objective, rel=1e-6)
@@ -140,10 +179,77 @@ def test_loss_updates_weights_and_weights_the_objective(dro, monkeypatch):
     assert weight.grad.item() == pytest.approx(objective, rel=1e-6)
 
 
+def test_adjustment_adds_c_over_sqrt_n_to_the_signal_only(dro, monkeypatch):
+    counts = {'gradient': 900, 'photo': 4, 'plain': 100, 'texture': 25}
+    monkeypatch.setattr(dro, 'objective', GroupDRO(GROUPS, step_size=0.5, adjustment=2.0,
+                                                   group_counts=counts))
+    fake_group_steps(monkeypatch, LOSSES)
+    out = dro.loss(**group_batch(dro, ['plain', 'photo', 'texture']))
+    # detection signal + 2 / sqrt(n_g): photo 2 + 1, plain 1 + 0.2, texture 0.2 + 0.4
+    s = {'photo': 3.0, 'plain': 1.2, 'texture': 0.6}
+    raw = {g: 0.25 * math.exp(0.5 * v) for g, v in s.items()}
+    for g, v in s.items():
+        assert out[f'gsig_{g}'].item() == pytest.approx(v)
+        assert out[f'gq_{g}'].item() == pytest.approx(0.75 * raw[g] / sum(raw.values()),
+                                                      rel=1e-6)
+    # The objective weights the unadjusted losses.
+    q = {g: out[f'gq_{g}'].item() for g in s}
+    loss = {g: sum(LOSSES[g]) for g in s}
+    assert out['loss_group_dro'].item() == pytest.approx(
+        sum(q[g] * loss[g] for g in s) / sum(q.values()), rel=1e-6)
+
+
+def test_adjustment_needs_the_group_counts(dro, monkeypatch):
+    objective = GroupDRO(GROUPS, adjustment=1.0)
+    monkeypatch.setattr(dro, 'objective', objective)
+    fake_group_steps(monkeypatch, LOSSES)
+    with pytest.raises(RuntimeError, match=r"GroupDRO\(adjustment=1\) needs each group's "
+                                           r"number of training images n_g: add "
+                                           r"dict\(type='GroupCountsHook'\)"):
+        dro.loss(**group_batch(dro, ['plain', 'photo']))
+    # Handed over (as GroupCountsHook does), they are used.
+    objective.set_group_counts({'gradient': 1, 'photo': 1, 'plain': 4, 'texture': 9})
+    out = dro.loss(**group_batch(dro, ['plain', 'photo']))
+    assert out['gsig_plain'].item() == pytest.approx(1.0 + 0.5)
+    assert out['gsig_photo'].item() == pytest.approx(2.0 + 1.0)
+
+
+def test_group_counts_from_the_config_must_match_the_data():
+    objective = GroupDRO(GROUPS, adjustment=1.0,
+                         group_counts={'gradient': 1, 'photo': 2, 'plain': 3, 'texture': 4})
+    objective.set_group_counts({'gradient': 1, 'photo': 2, 'plain': 3, 'texture': 4})
+    with pytest.raises(ValueError, match=r"group_counts=\{'gradient': 1, 'photo': 2, 'plain': 3, "
+                                         r"'texture': 4\} but the training dataset has "
+                                         r"\{'gradient': 1, 'photo': 5,"):
+        objective.set_group_counts({'gradient': 1, 'photo': 5, 'plain': 3, 'texture': 4},
+                                   source='the training dataset')
+
+
+def test_standardised_signal_in_the_objective(monkeypatch):
+    torch.manual_seed(0)
+    dro = MODELS.build(dro_cfg(signal='standardised', momentum=0.5))
+    dro.train()
+    assert torch.equal(dro.state_dict()['group_signal_moments'],
+                       torch.zeros(2, 3, dtype=torch.float64))
+    # (detection, distillation): the numbers of test_standardise_by_hand.
+    fake_group_steps(monkeypatch, {'photo': (1.0, 10.0), 'plain': (3.0, 30.0),
+                              'texture': (5.0, 20.0), 'gradient': (0.0, 0.0)})
+    out = dro.loss(**group_batch(dro, ['texture', 'photo', 'plain']))
+    s0, s1 = math.sqrt(8 / 3), math.sqrt(200 / 3)
+    s = {'photo': -2 / s0 - 10 / s1, 'plain': 10 / s1, 'texture': 2 / s0}
+    raw = {g: 0.25 * math.exp(0.5 * v) for g, v in s.items()}
+    for g, v in s.items():
+        assert out[f'gsig_{g}'].item() == pytest.approx(v, rel=1e-5)
+        assert out[f'gq_{g}'].item() == pytest.approx(0.75 * raw[g] / sum(raw.values()),
+                                                      rel=1e-5)
+    torch.testing.assert_close(dro.group_signal_moments, torch.tensor(
+        [[1.5, 35 / 6, 0.5], [10.0, 700 / 3, 0.5]], dtype=torch.float64))
+
+
 def test_one_group_batch_keeps_all_weights(dro, monkeypatch):
-    fake_parent(monkeypatch, {g: (1.0, 1.0) for g in GROUPS})
+    fake_group_steps(monkeypatch, {g: (1.0, 1.0) for g in GROUPS})
     before = dro.group_weights.clone()
-    out = dro.loss(**batch_of(dro, ['photo', 'photo']))
+    out = dro.loss(**group_batch(dro, ['photo', 'photo']))
     # A lone group keeps its own mass: nothing moves.
     assert torch.equal(dro.group_weights, before)
     assert out['loss_group_dro'].item() == pytest.approx(2.0)
@@ -151,23 +257,24 @@ def test_one_group_batch_keeps_all_weights(dro, monkeypatch):
 
 
 def test_no_update_in_eval_mode(dro, monkeypatch):
-    fake_parent(monkeypatch, {g: (float(i), 0.0) for i, g in enumerate(GROUPS)})
+    fake_group_steps(monkeypatch, {g: (float(i), 0.0) for i, g in enumerate(GROUPS)})
     dro.eval()
-    dro.loss(**batch_of(dro, GROUPS))
+    dro.loss(**group_batch(dro, GROUPS))
     assert torch.equal(dro.group_weights, torch.full((4,), 0.25))
     dro.train()
-    dro.loss(**batch_of(dro, GROUPS))
+    dro.loss(**group_batch(dro, GROUPS))
     assert not torch.equal(dro.group_weights, torch.full((4,), 0.25))
 
 
 def test_group_losses_are_all_reduced_by_image_count(dro, monkeypatch):
-    fake_parent(monkeypatch, {'plain': (1.0, 0.0), 'photo': (4.0, 0.0),
+    fake_group_steps(monkeypatch, {'plain': (1.0, 0.0), 'photo': (4.0, 0.0),
                               'texture': (0.0, 0.0), 'gradient': (0.0, 0.0)})
-    # Another rank holds 3 photo images with loss 2 and 1 gradient image
-    # with loss 5 (rows: summed losses, counts; groups sorted).
-    other = torch.tensor([[5.0, 6.0, 0.0, 0.0], [1.0, 3.0, 0.0, 0.0]])
-    monkeypatch.setattr(gdro, 'all_reduce', lambda stats: stats.add_(other))
-    out = dro.loss(**batch_of(dro, ['plain', 'photo']))
+    # Another rank holds 3 photo images with detection loss 2 and 1 gradient
+    # image with detection loss 5 (rows: summed detection losses, summed
+    # distillation losses, counts; groups sorted).
+    other = torch.tensor([[5.0, 6.0, 0.0, 0.0], [0.0] * 4, [1.0, 3.0, 0.0, 0.0]])
+    monkeypatch.setattr(groups_module, 'all_reduce', lambda stats: stats.add_(other))
+    out = dro.loss(**group_batch(dro, ['plain', 'photo']))
     # photo: (1 * 4 + 3 * 2) / 4 = 2.5; gradient present on the other rank.
     assert out['gl_photo'].item() == pytest.approx(2.5)
     assert out['gl_gradient'].item() == pytest.approx(5.0)
@@ -188,7 +295,7 @@ def sub_batch(data, rows):
 
 
 def test_real_losses_per_group_and_gradients_reach_the_student(dro):
-    data = batch_of(dro, ['plain', 'photo', 'plain'], seed=1)
+    data = group_batch(dro, ['plain', 'photo', 'plain'], seed=1)
     out = dro.loss(**data)
     # gl_g is the step's loss total on that group's images alone (and the
     # rows of the whole batch's backbone and neck pass).
@@ -210,7 +317,7 @@ def test_real_losses_per_group_and_gradients_reach_the_student(dro):
 def test_shared_features_slice_the_whole_batch_pass(dro):
     # In eval mode BatchNorm uses running statistics, so the shared pass
     # sliced per group must give exactly the per-sub-batch group losses.
-    data = batch_of(dro, ['plain', 'photo', 'plain', 'texture'], seed=2)
+    data = group_batch(dro, ['plain', 'photo', 'plain', 'texture'], seed=2)
     dro.eval()
     try:
         shared = dro.loss(**data)
@@ -223,7 +330,7 @@ def test_shared_features_slice_the_whole_batch_pass(dro):
 
 
 def test_shared_features_run_the_backbone_once_with_whole_batch_statistics(dro):
-    data = batch_of(dro, ['plain', 'photo', 'plain', 'texture'], seed=3)
+    data = group_batch(dro, ['plain', 'photo', 'plain', 'texture'], seed=3)
     calls = []
     hook = dro.student.backbone.register_forward_hook(
         lambda m, args, out: calls.append(args[0].shape[0]))
@@ -250,6 +357,20 @@ def test_shared_features_run_the_backbone_once_with_whole_batch_statistics(dro):
     (dict(step_size=-0.1), r'step_size must be > 0, got -0.1'),
     (dict(step_size=float('inf')), r'step_size must be finite, got inf'),
     (dict(group_key=''), r"group_key must be a non-empty string, got ''"),
+    (dict(signal='total'), r"signal must be one of \('detection', 'distillation', 'sum', "
+                           r"'standardised'\), got 'total'"),
+    (dict(adjustment=-1), r'adjustment must be >= 0, got -1'),
+    (dict(momentum=1.0), r'momentum must be in \[0, 1\), got 1.0'),
+    (dict(group_counts=[1, 2]), r'group_counts must be a dict \{group: number of training '
+                                r'images\}, got \[1, 2\]'),
+    (dict(group_counts=dict(plain=3, photo=1, sepia=2)),
+     r"group_counts must give every group of groups=\['gradient', 'photo', 'plain', 'texture'\] "
+     r"exactly once: missing \['gradient', 'texture'\], unknown \['sepia'\]"),
+    (dict(group_counts=dict(plain=3, photo=0, gradient=2, texture=1)),
+     r"group_counts\['photo'\] must be >= 1, got 0"),
+    (dict(signal='distillation', distill_losses={}),
+     r"signal='distillation' follows the distillation loss, but the distiller has no "
+     r'distillation terms'),
 ])
 def test_build_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -262,7 +383,7 @@ def test_build_error_step_size_not_a_number():
 
 
 def test_sample_without_group(dro):
-    data = batch_of(dro, ['plain', 'photo'])
+    data = group_batch(dro, ['plain', 'photo'])
     del data['data_samples'][1].group
     with pytest.raises(KeyError, match=r"image \S+ has no 'group' in its metainfo "
                                        r"\(group_key='group'\); use GroupCocoDataset"):
@@ -270,7 +391,7 @@ def test_sample_without_group(dro):
 
 
 def test_sample_of_unknown_group(dro):
-    data = batch_of(dro, ['plain', 'sepia'])
+    data = group_batch(dro, ['plain', 'sepia'])
     with pytest.raises(ValueError, match=r"image \S+ has group='sepia', which is not one of "
                                          r"groups=\['gradient', 'photo', 'plain', 'texture'\]"):
         dro.loss(**data)
@@ -290,39 +411,72 @@ def test_weights_round_trip_through_mmengine_checkpoints(dro, tmp_path):
     assert torch.equal(fresh.group_weights, dro.group_weights)
 
 
-class _WeightsAtStart(Hook):
-    priority = 'VERY_LOW'  # after the runner has resumed
+class _StateAtStart(Hook):
+    """Records the objective's state once the runner has resumed."""
+    priority = 'VERY_LOW'  # after the runner has resumed and GroupCountsHook
 
     def before_train(self, runner):
-        self.weights = runner.model.group_weights.clone()
+        model = runner.model
+        self.weights = model.group_weights.clone()
+        self.moments = getattr(model, 'group_signal_moments', torch.zeros(())).clone()
+        self.counts = model.objective.counts.values
+
+
+def group_runner_cfg(digits_root, work_dir, model, max_iters, **extra):
+    """runner_cfg on the tiny digits as a GroupCocoDataset, checkpoint every 2."""
+    cfg = runner_cfg(digits_root, work_dir, model, max_iters=max_iters, checkpoint_interval=2,
+                     experiment_name=f'group_dro_{osp.basename(work_dir)}', **extra)
+    dataset = cfg.train_dataloader.dataset
+    dataset.type = 'GroupCocoDataset'
+    dataset.pipeline[-1] = dict(type='PackDetInputs', meta_keys=(
+        'img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'group'))
+    return cfg
+
+
+def train_then_resume(tmp_path, digits_root, model, **extra):
+    """Train 2 iterations, then resume from the checkpoint up to 3; returns
+    both runners, the state at the end of the first and at the start of the
+    second."""
+    runner_a = Runner.from_cfg(group_runner_cfg(digits_root, str(tmp_path / 'a'), model, 2,
+                                                **extra))
+    runner_a.train()
+    ckpt = osp.join(str(tmp_path / 'a'), 'iter_2.pth')
+    runner_b = Runner.from_cfg(group_runner_cfg(digits_root, str(tmp_path / 'b'), model, 3,
+                                                resume=True, load_from=ckpt, **extra))
+    start = _StateAtStart()
+    runner_b.register_hook(start)
+    runner_b.train()
+    assert runner_b.iter == 3
+    return runner_a, runner_b, load_checkpoint_file(ckpt)['state_dict'], start
 
 
 def test_resume_restores_the_weights(tmp_path, digits_root, fast_runner):
-    def cfg(name, max_iters, **extra):
-        cfg = runner_cfg(digits_root, str(tmp_path / name), dro_cfg(step_size=1.0),
-                         max_iters=max_iters, checkpoint_interval=2,
-                         experiment_name=f'group_dro_resume_{name}', **extra)
-        dataset = cfg.train_dataloader.dataset
-        dataset.type = 'GroupCocoDataset'
-        dataset.pipeline[-1] = dict(type='PackDetInputs', meta_keys=(
-            'img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'group'))
-        return cfg
-
-    runner_a = Runner.from_cfg(cfg('a', 2))
-    runner_a.train()
+    runner_a, runner_b, saved, start = train_then_resume(tmp_path, digits_root,
+                                                         dro_cfg(step_size=1.0))
     trained = runner_a.model.group_weights.clone()
     assert not torch.equal(trained, torch.full((4,), 0.25))  # the weights moved
-    saved = load_checkpoint_file(osp.join(str(tmp_path / 'a'), 'iter_2.pth'))
-    assert torch.equal(saved['state_dict']['group_weights'], trained)
-
-    runner_b = Runner.from_cfg(cfg('b', 3, resume=True,
-                                   load_from=osp.join(str(tmp_path / 'a'), 'iter_2.pth')))
-    hook = _WeightsAtStart()
-    runner_b.register_hook(hook)
-    runner_b.train()
-    assert runner_b.iter == 3
-    assert torch.equal(hook.weights, trained)
+    assert torch.equal(saved['group_weights'], trained)
+    assert torch.equal(start.weights, trained)
     assert not torch.equal(runner_b.model.group_weights, trained)  # and trained on
+
+
+def test_resume_restores_the_signal_moments_and_counts_the_groups_again(
+        tmp_path, digits_root, fast_runner):
+    with open(osp.join(digits_root, 'annotations', 'train.json')) as f:
+        counts = Counter(img['group'] for img in json.load(f)['images'])
+    model = dro_cfg(step_size=1.0, signal='standardised', adjustment=1.0)
+    runner_a, runner_b, saved, start = train_then_resume(
+        tmp_path, digits_root, model, custom_hooks=[dict(type='GroupCountsHook')])
+    # The hook counted the training images of each group, in both runs.
+    expected = tuple(counts[g] for g in SORTED)
+    assert runner_a.model.objective.counts.values == expected == start.counts
+    moments = runner_a.model.group_signal_moments.clone()
+    assert moments.dtype == torch.float64
+    assert moments[0, 2].item() == pytest.approx(1 - 0.99 ** 2)  # two steps taken
+    assert torch.equal(saved['group_signal_moments'], moments)
+    assert torch.equal(start.moments, moments)
+    assert torch.equal(start.weights, runner_a.model.group_weights)
+    assert not torch.equal(runner_b.model.group_signal_moments, moments)  # and trained on
 
 
 # -- DDP ----------------------------------------------------------------------
