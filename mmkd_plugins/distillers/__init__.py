@@ -1,8 +1,11 @@
 """The distiller and the parts methods are composed of (see ``parts.py``)."""
 from .cross_view_distiller import (CrossViewDistiller, CrossViewTerm, TwoViews,
                                    project_rois, warp_dense)
+from .data_free import DataFree, DataFreeDistiller, DataFreeOptimWrapperConstructor
 from .detection_distiller import DetectionDistiller
 from .feature_term import FeatureTerm
+from .generators import GaussianNoiseImages, ImageGenerator
+from .lenient_filter import LenientFilter
 from .group_dro_distiller import GroupDRO, GroupDROCrossViewDistiller, GroupDRODistiller
 from .mc_dropout import MCDropout
 from .parts import Batch, DistillTerm, Features, Probe, SingleView, Step, WholeBatch
@@ -12,7 +15,8 @@ __all__ = [
     'DetectionDistiller', 'Batch', 'Features', 'Step', 'Probe', 'DistillTerm', 'SingleView',
     'WholeBatch', 'FeatureTerm', 'MCDropout', 'TwoViews', 'CrossViewTerm', 'GroupDRO',
     'CrossViewDistiller', 'GroupDRODistiller', 'GroupDROCrossViewDistiller', 'warp_dense',
-    'project_rois',
+    'project_rois', 'DataFree', 'DataFreeDistiller', 'DataFreeOptimWrapperConstructor',
+    'LenientFilter', 'ImageGenerator', 'GaussianNoiseImages',
     'OutputRecorder', 'is_distiller_type'
 ]
 
