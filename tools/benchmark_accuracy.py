@@ -50,21 +50,22 @@ def build_parser():
 
 def write_outputs(suite, preset, harness, seeds, doc, json_path, command):
     """The suite's table, picture and accuracy.json rows from stored runs."""
-    results = load_results(harness.results_path)
-    table = tables.suite_table(suite, results, seeds, prefix=harness.prefix)
+    results = harness.with_shared_runs(load_results(harness.results_path))
+    table = tables.suite_table(suite, results, seeds, prefix=harness.prefix,
+                               teacher_prefix=harness.teacher_prefix)
     if not table:
         return None
     image = osp.join(osp.dirname(doc), suite.image if preset.name == 'cpu'
                      else suite.image.replace('.png', f'-{preset.name}.png'))
     plots.plot_suite(table, image, f'{harness.prefix}: mean over seeds, dots = seeds')
-    teacher = results.get(f'{harness.prefix}/teacher/0')
+    teacher = results.get(f'{harness.teacher_prefix}/teacher/0')
     head = (f'Produced by `{command}` on {_device(preset)}. Teacher '
             f'`{preset.config(suite.teacher)}`'
             + (f' ({teacher.get("seconds", 0) / 60:.0f} min)' if teacher else '') +
             '. mAP in points, mean ± std over seeds; Δ vs twin is the paired difference '
             '(same seed, same data order), its 95 % interval from Student\'s t; gap closed '
             'is against the student alone.')
-    block = head + '\n\n' + tables.format_table(table, tables.TABLE_COLUMNS) + \
+    block = head + '\n\n' + tables.format_table(table, tables.table_columns(suite)) + \
         f'\n\n![{harness.prefix}]({osp.basename(image)})'
     start, end = suite.doc_markers
     if preset.name != 'cpu':
@@ -91,6 +92,8 @@ def main(argv=None):
     unknown = [r for r in rows if r not in suite.rows]
     if unknown:
         parser.error(f'--suite {args.suite} has no rows {unknown}; it has {list(suite.rows)}')
+    if args.preset not in suite.presets:
+        parser.error(f'--suite {args.suite} runs only with --preset {" or ".join(suite.presets)}')
     missing_twins = sorted({suite.rows[r].twin for r in rows} - set(rows) - {None})
     rows += missing_twins  # a row is read against its twin: run both
     os.chdir(REPO)

@@ -115,7 +115,12 @@ class Harness:
         self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
         self.work_dir = work_dir
         self.results_path = osp.join(work_dir, 'results.json')
-        self.prefix = suite.name if preset.name == 'cpu' else f'{suite.name}-{preset.name}'
+        self.prefix = self._prefix(suite.name)
+        #: The teacher's runs are keyed by the suite that trains it.
+        self.teacher_prefix = self._prefix(suite.teacher_suite or suite.name)
+
+    def _prefix(self, suite_name: str) -> str:
+        return suite_name if self.preset.name == 'cpu' else f'{suite_name}-{self.preset.name}'
 
     # -- inputs ------------------------------------------------------------
     def make_data(self) -> str:
@@ -157,7 +162,7 @@ class Harness:
 
     def teacher_job(self, base_inputs: dict) -> Job:
         config = self.preset.config(self.suite.teacher)
-        return Job(f'{self.prefix}/teacher/0', config,
+        return Job(f'{self.teacher_prefix}/teacher/0', config,
                    self._schedule(config) + ['randomness.seed=0'],
                    dict(base_inputs, config=config_digest(config)))
 
@@ -172,7 +177,7 @@ class Harness:
                 config = row.config if row.distills else self.preset.config(row.config)
                 opts = (self._schedule(config) + preset_options(self.suite, self.preset, row)
                         + [f'randomness.seed={seed}'] + list(row.options))
-                job = Job(f'{self.prefix}/{name}/{seed}', config, opts,
+                job = Job(f'{self.row_prefix(name)}/{seed}', config, opts,
                           dict(base_inputs, config=digests.setdefault(config,
                                                                        config_digest(config))))
                 if row.distills:
@@ -181,14 +186,36 @@ class Harness:
                 jobs.append(job)
         return jobs
 
+    def row_prefix(self, name: str) -> str:
+        """``<prefix>/<row>``, the key of row ``name``'s runs without the
+        seed: a ``shared`` row's runs are its teacher suite's row's."""
+        shared = self.suite.rows[name].shared
+        if shared is None:
+            return f'{self.prefix}/{name}'
+        if self.suite.teacher_suite is None:
+            raise ValueError(f'row {name!r} shares the runs of {shared!r}, but suite '
+                             f'{self.suite.name!r} has no teacher_suite to take them from')
+        return f'{self.teacher_prefix}/{shared}'
+
+    def with_shared_runs(self, results: Dict[str, dict]) -> Dict[str, dict]:
+        """``results`` plus every shared row's runs under this suite's own
+        keys (``<prefix>/<row>/<seed>``), for its table and JSON."""
+        out = dict(results)
+        for name in self.suite.rows:
+            key = self.row_prefix(name)
+            if key != f'{self.prefix}/{name}':
+                out.update({f'{self.prefix}/{name}/{k[len(key) + 1:]}': rec
+                            for k, rec in results.items() if k.startswith(key + '/')})
+        return out
+
     def teacher_checkpoint(self) -> Optional[str]:
-        return ex.last_checkpoint(osp.join(self.work_dir, self.prefix, 'teacher_seed0'))
+        return ex.last_checkpoint(osp.join(self.work_dir, self.teacher_prefix, 'teacher_seed0'))
 
     def _teacher_inputs(self):
         ckpt = self.teacher_checkpoint()
         if ckpt is None:
             raise FileNotFoundError(
-                f'no teacher checkpoint under {self.work_dir}/{self.prefix}/teacher_seed0')
+                f'no teacher checkpoint under {self.work_dir}/{self.teacher_prefix}/teacher_seed0')
         return [f'model.teacher_ckpt={ckpt}'], dict(teacher=file_digest(ckpt))
 
     # -- running -----------------------------------------------------------
@@ -207,8 +234,8 @@ class Harness:
             rec = self._stored(job, load_results(self.results_path))
             if rec is not None:
                 return rec
-        row, seed = job.key.split('/')[1:]
-        work = osp.join(self.work_dir, self.prefix, f'{row}_seed{seed}')
+        prefix, row, seed = job.key.split('/')
+        work = osp.join(self.work_dir, prefix, f'{row}_seed{seed}')
         self.log(f'[{job.key}] training {job.config}')
         start = time.time()
         metrics = ex.train(job.config, work, options, threads=self.threads)

@@ -33,12 +33,17 @@ class Row:
         distills (bool): whether it is a distiller config (it then gets the
             suite's teacher checkpoint as ``model.teacher_ckpt``).
         note (str): one line for the table.
+        shared (str, optional): in a suite with a ``teacher_suite``, the
+            row of that suite whose runs this row is (same config, data and
+            teacher): they are stored, reused and trained under that row's
+            key, so neither suite trains them twice.
     """
     config: str
     twin: Optional[str] = 'inherit'
     options: Tuple[str, ...] = ()
     distills: bool = True
     note: str = ''
+    shared: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,12 @@ class Suite:
             configs whose backbones are pretrained, and where the weights go.
         doc_markers (tuple[str, str]): where its table goes in the doc.
         image (str): the picture's file name, beside the doc.
+        teacher_suite (str, optional): the suite whose teacher run this one
+            uses (same teacher config, data and pretraining), instead of
+            training its own.
+        reference (str, optional): a row that every other row is also given
+            as a fraction of (an upper bound), in the table's ``% of <row>``.
+        presets (tuple[str]): the presets the suite runs under.
     """
     name: str
     data: Tuple[str, ...]
@@ -71,6 +82,9 @@ class Suite:
         TEACHER: 'work_dirs/pretrain/glyphs_resnet50-w32.pth'})
     doc_markers: Tuple[str, str] = ('<!-- glyphs:start -->', '<!-- glyphs:end -->')
     image: str = 'accuracy_glyphs.png'
+    teacher_suite: Optional[str] = None
+    reference: Optional[str] = None
+    presets: Tuple[str, ...] = ('cpu', 'cuda')
 
 
 GLYPH_ROWS = {
@@ -88,12 +102,44 @@ GLYPH_ROWS = {
         note='power check: FGD on the teacher features of another image of the batch'),
 }
 
+_DATA_FREE = 'configs/data_free/{}_' + _PAIR
+
+# Data-free distillation (docs/data_free.md): no glyph image or box reaches
+# the student; validation is on the real glyph images. Every row starts as
+# the inherit row does (glyph-crop-pretrained backbone, the teacher's FPN
+# output convs and head), so the rows differ only in what the student
+# learns from afterwards.
+DATA_FREE_ROWS = {
+    'real-data-student': Row(
+        INHERIT, twin=None, shared='inherit',
+        note='upper bound: the same initialisation, trained on the real glyph images '
+             "(the glyph suite's inherit runs)"),
+    'noise-kd': Row(_DATA_FREE.format('noise-kd'), twin=None,
+                    note='lower bound: the student loss on Gaussian-noise images'),
+    'no-filter': Row(_DATA_FREE.format('no-filter'), twin=None,
+                     note='the generator, every image kept'),
+    'ta-dfkd': Row(_DATA_FREE.format('ta-dfkd'), twin='no-filter',
+                   note='the generator and the lenient filter'),
+    'ta-dfkd-kl': Row(_DATA_FREE.format('ta-dfkd-kl'), twin='ta-dfkd',
+                      note='binary KL on the class logits instead of L1'),
+}
+
 SUITES = {
     'glyphs': Suite(
         name='glyphs', data=('--dataset', 'glyphs', '--out', 'data/glyphs'),
         data_root='data/glyphs/', rows=GLYPH_ROWS,
         default_rows=('student', 'inherit', 'fgd', 'pkd', 'cwd', 'mse', 'kd',
                       'broken-fgd-shuffled')),
+    'data-free': Suite(
+        name='data-free', data=('--dataset', 'glyphs', '--out', 'data/glyphs'),
+        data_root='data/glyphs/', rows=DATA_FREE_ROWS,
+        # ta-dfkd and its twin fit the CPU budget (6 runs over 3 seeds); the
+        # upper bound reuses the glyph suite's inherit runs; noise-kd (the
+        # lower bound) and ta-dfkd-kl are run by naming them.
+        default_rows=('real-data-student', 'no-filter', 'ta-dfkd'),
+        teacher_suite='glyphs', reference='real-data-student', presets=('cpu', ),
+        doc_markers=('<!-- data-free:start -->', '<!-- data-free:end -->'),
+        image='accuracy_data_free.png'),
 }
 
 

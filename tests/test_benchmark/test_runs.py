@@ -132,3 +132,56 @@ def test_a_need_nothing_provides_fails_clearly(harness):
     with pytest.raises(RuntimeError, match='toy/teacher/0.*neither run nor stored'):
         h.run(jobs)
     assert fake.calls == []
+
+
+def test_a_suite_can_reuse_another_suites_teacher(harness, tmp_path):
+    """The data-free suite distils the glyph suite's teacher: its teacher job
+    is that suite's, found stored and not trained again; its rows train under
+    their own suite."""
+    h, fake = harness
+    h.run(_jobs(h, rows=('student', ), seeds=(0, )))  # toy's teacher and student
+    fake.calls.clear()
+    rows = {'noise': Row('n.py', twin=None), 'gen': Row('g.py', twin='noise')}
+    other = Suite(name='toy-df', data=(), data_root='d/', rows=rows, default_rows=tuple(rows),
+                  teacher='t.py', pretrain={}, teacher_suite='toy')
+    h2 = runs.Harness(other, PRESETS['cpu'], str(tmp_path), jobs=1, threads=1,
+                      log=lambda m: None)
+    assert (h2.prefix, h2.teacher_prefix) == ('toy-df', 'toy')
+    assert h2.teacher_checkpoint() == h.teacher_checkpoint()
+    done = h2.run(_jobs(h2, rows=('noise', 'gen'), seeds=(0, )))
+    assert sorted(c[0] for c in fake.calls) == ['g.py', 'n.py']  # no teacher training
+    assert 'toy/teacher/0' in done and 'toy-df/gen/0' in done
+    work_dirs = sorted(osp.relpath(c[1], str(tmp_path)) for c in fake.calls)
+    assert work_dirs == ['toy-df/gen_seed0', 'toy-df/noise_seed0']
+    assert all(f'model.teacher_ckpt={h.teacher_checkpoint()}' in c[2] for c in fake.calls)
+
+
+def test_a_shared_row_reuses_the_teacher_suites_runs(harness, tmp_path):
+    """The data-free upper bound is the glyph suite's inherit row: stored
+    runs of it are reused, missing seeds train under that suite's key, and
+    the table sees them under the row's own name."""
+    h, fake = harness
+    h.run(_jobs(h, rows=('inherit', ), seeds=(0, )))
+    fake.calls.clear()
+    rows = {'real': Row('i.py', twin=None, shared='inherit'), 'gen': Row('g.py', twin=None)}
+    other = Suite(name='toy-df', data=(), data_root='d/', rows=rows, default_rows=tuple(rows),
+                  teacher='t.py', pretrain={}, teacher_suite='toy')
+    h2 = runs.Harness(other, PRESETS['cpu'], str(tmp_path), jobs=1, threads=1,
+                      log=lambda m: None)
+    assert [j.key for j in _jobs(h2, rows=('real', ), seeds=(0, 1))[1:]] == [
+        'toy/inherit/0', 'toy/inherit/1']
+    done = h2.run(_jobs(h2, rows=('real', 'gen'), seeds=(0, 1)))
+    # seed 0 of inherit was stored with the same options and inputs
+    assert sorted((c[0], osp.relpath(c[1], str(tmp_path))) for c in fake.calls) == [
+        ('g.py', 'toy-df/gen_seed0'), ('g.py', 'toy-df/gen_seed1'),
+        ('i.py', 'toy/inherit_seed1')]
+    seen = h2.with_shared_runs(done)
+    assert seen['toy-df/real/0'] is done['toy/inherit/0']
+    assert seen['toy-df/real/1'] is done['toy/inherit/1']
+    lone = Suite(name='lone', data=(), data_root='d/', rows=rows, default_rows=tuple(rows),
+                 teacher='t.py', pretrain={})
+    h3 = runs.Harness(lone, PRESETS['cpu'], str(tmp_path), jobs=1, threads=1,
+                      log=lambda m: None)
+    with pytest.raises(ValueError, match="row 'real' shares the runs of 'inherit'.*"
+                                         'no teacher_suite'):
+        h3.row_prefix('real')
