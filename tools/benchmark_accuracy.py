@@ -3,7 +3,7 @@
 paired differences to their twins.
 
     python tools/benchmark_accuracy.py [--suite glyphs] [--seeds 0 1 2] \
-        [--rows student inherit fgd ...] [--jobs 2] [--preset cpu|cuda]
+        [--rows student inherit fgd ...] [--jobs 2] [--device cpu|cuda]
     python tools/benchmark_accuracy.py --table-only     # tables from stored runs
 
 It makes the suite's data (``tools/make_demo_data.py``), pretrains the
@@ -31,9 +31,9 @@ from mmkd_plugins.benchmark.suites import PRESETS, SUITES  # noqa: E402
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--suite', choices=sorted(SUITES), default='glyphs')
-    p.add_argument('--preset', choices=sorted(PRESETS), default='cpu',
-                   help='cpu: the configs as they are; cuda: twice the image size, four '
-                        'times the iterations (for a GPU)')
+    p.add_argument('--device', choices=sorted(PRESETS), default='cpu',
+                   help='cpu: the configs as they are; cuda: the larger preset for a lent '
+                        'GPU, twice the image size and four times the iterations')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--rows', nargs='+', default=None,
                    help='rows to run (default: the suite\'s default rows)')
@@ -87,13 +87,13 @@ def _device(preset):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    suite, preset = SUITES[args.suite], PRESETS[args.preset]
+    suite, preset = SUITES[args.suite], PRESETS[args.device]
     rows = args.rows or list(suite.default_rows)
     unknown = [r for r in rows if r not in suite.rows]
     if unknown:
         parser.error(f'--suite {args.suite} has no rows {unknown}; it has {list(suite.rows)}')
-    if args.preset not in suite.presets:
-        parser.error(f'--suite {args.suite} runs only with --preset {" or ".join(suite.presets)}')
+    if args.device not in suite.presets:
+        parser.error(f'--suite {args.suite} runs only with --device {" or ".join(suite.presets)}')
     missing_twins = sorted({suite.rows[r].twin for r in rows} - set(rows) - {None})
     rows += missing_twins  # a row is read against its twin: run both
     os.chdir(REPO)
@@ -102,7 +102,7 @@ def main(argv=None):
         inputs = dict(data=harness.make_data(), pretrain=harness.pretrain())
         teacher = harness.teacher_job(inputs)
         harness.run([teacher] + harness.row_jobs(rows, args.seeds, inputs, teacher))
-    command = (f'python tools/benchmark_accuracy.py --suite {args.suite} --preset {args.preset} '
+    command = (f'python tools/benchmark_accuracy.py --suite {args.suite} --device {args.device} '
                f'--seeds {" ".join(map(str, args.seeds))}')
     block = write_outputs(suite, preset, harness, args.seeds, args.doc, args.json, command)
     if block is None:

@@ -53,9 +53,9 @@ def test_data_free_suite_reuses_the_glyph_teacher_and_runs_on_the_cpu_preset(
         load_tool, tmp_path, capsys):
     tool = load_tool('benchmark_accuracy')
     with pytest.raises(SystemExit):
-        tool.main(['--suite', 'data-free', '--preset', 'cuda', '--table-only',
+        tool.main(['--suite', 'data-free', '--device', 'cuda', '--table-only',
                    '--work-dir', str(tmp_path)])
-    assert '--suite data-free runs only with --preset cpu' in capsys.readouterr().err
+    assert '--suite data-free runs only with --device cpu' in capsys.readouterr().err
     results = {'glyphs/teacher/0': _run(0.344)}
     for seed, maps in enumerate([(0.25, 0.02, 0.08, 0.13), (0.24, 0.03, 0.09, 0.12)]):
         # the upper bound is stored once, as the glyph suite's inherit row
