@@ -34,7 +34,7 @@ train_dataloader = dict(
     _delete_=True, batch_size=8, num_workers=0,
     sampler=dict(type='InfiniteSampler', shuffle=False),
     dataset=dict(type='DataFreeDataset', metainfo=_base_.metainfo))
-max_iters = 800
+max_iters = 700
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 # The student's optimiser and schedule are the benchmark's; the generator's
 # are the official code's (Adam 1e-3, constant).
