@@ -78,11 +78,19 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
+def _trains_without_images(cfg: Config) -> bool:
+    """Whether ``cfg`` trains from generated images (data-free distillation)."""
+    from .datasets import DataFreeDataset
+    kind = ((cfg.get('train_dataloader') or {}).get('dataset') or {}).get('type')
+    return kind is not None and DATASETS.get(kind) is DataFreeDataset
+
+
 def standalone_student_config(cfg: Config) -> Config:
     """The distillation config with ``model`` replaced by the student, the
     distillation-only parts (its hooks, ``custom_imports`` of mmkd_plugins,
-    ``load_from``/``resume``) removed, and mmkd_plugins types that declare
-    ``exported_as`` written as that MMDetection type."""
+    ``load_from``/``resume``, and a data-free run's training setup) removed,
+    and mmkd_plugins types that declare ``exported_as`` written as that
+    MMDetection type."""
     from .distillers import is_distiller_type
     if not is_distiller_type(cfg.model.get('type')):
         raise ValueError(f'model.type is {cfg.model.get("type")!r}, not '
@@ -91,6 +99,13 @@ def standalone_student_config(cfg: Config) -> Config:
     out.model = build_detector_cfg(cfg.model.student, 'model.student')
     out.load_from = None
     out.resume = False
+    if _trains_without_images(out):
+        # A data-free run's training setup (an image-free loader, two
+        # optimisers, the generator's schedule) means nothing without its
+        # generator. The export tests and infers; mmengine wants the three
+        # training entries all present or all absent.
+        for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler'):
+            out.pop(key, None)
     hooks = [h for h in out.get('custom_hooks', []) if not _is_plugin_type(h.get('type'))]
     out.custom_hooks = hooks
     for name, hook in list(out.get('default_hooks', {}).items()):

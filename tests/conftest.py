@@ -85,6 +85,21 @@ def distiller_cfg(student=None, teacher=None, losses=None, teacher_ckpt=None, **
         probe_size=(64, 64), **kwargs)
 
 
+def data_free_cfg(losses=None, **data_free):
+    """A tiny DataFreeDistiller: R18-w8 student, R18-w16 teacher, 64 px images."""
+    opts = dict(generator=dict(type='ImageGenerator', nz=16, ngf=4, img_size=32, init_size=8,
+                               out_size=64), student_steps=2)
+    opts.update(data_free)
+    return dict(
+        type='DataFreeDistiller', student=tiny_retinanet(width=8, fpn=16),
+        teacher=tiny_retinanet(width=16, fpn=32), teacher_ckpt=None, probe_size=(64, 64),
+        distill_losses=losses if losses is not None else dict(
+            loss_cls=dict(student='bbox_head.retina_cls', teacher='bbox_head.retina_cls',
+                          loss=dict(type='DenseL1Loss')),
+            loss_pkd=dict(student='neck', teacher='neck', loss=dict(type='PKDLoss'))),
+        data_free=opts)
+
+
 def make_batch(model, batch_size=2, size=(64, 64), num_items=None, training=True, seed=0):
     """A preprocessed batch of random images with random boxes."""
     packed = demo_mm_inputs(batch_size=batch_size, image_shapes=(3, *size),
@@ -195,6 +210,40 @@ def file_tree(root: str) -> dict:
             with open(osp.join(d, f), 'rb') as fh:
                 out[osp.relpath(osp.join(d, f), root)] = fh.read()
     return out
+
+
+def data_free_runner_cfg(work_dir: str, max_iters: int, name: str, **extra) -> Config:
+    """A complete data-free training config on tiny models, no validation."""
+    cfg = dict(
+        model=data_free_cfg(),
+        work_dir=work_dir,
+        default_scope='mmdet',
+        train_dataloader=dict(batch_size=3, num_workers=0,
+                              sampler=dict(type='InfiniteSampler', shuffle=False),
+                              dataset=dict(type='DataFreeDataset',
+                                           metainfo=dict(classes=tuple(map(str, range(10)))),
+                                           length=10)),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=100),
+        optim_wrapper=dict(
+            constructor='DataFreeOptimWrapperConstructor',
+            student=dict(type='OptimWrapper',
+                         optimizer=dict(type='SGD', lr=0.02, momentum=0.9),
+                         clip_grad=dict(max_norm=10)),
+            generator=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-2))),
+        param_scheduler=dict(
+            student=[dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=3)],
+            generator=[]),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2),
+            logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=[dict(type='GeneratedImagesHook', points=3, num_images=2)],
+        log_processor=dict(by_epoch=False),
+        randomness=dict(seed=0),
+        log_level='WARNING',
+        experiment_name=name,
+    )
+    cfg.update(extra)
+    return Config(cfg)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ paired differences to their twins.
         [--rows student inherit fgd ...] [--jobs 2] [--device cpu|cuda]
     python tools/benchmark_accuracy.py --table-only     # tables from stored runs
     python tools/benchmark_accuracy.py --suite group    # group robustness
+    python tools/benchmark_accuracy.py --suite data-free  # TA-DFKD (cpu only)
 
 It makes the suite's data (``tools/make_demo_data.py``; the webly suite's
 web pool too), pretrains the backbones on glyph crops
@@ -21,6 +22,11 @@ The ``group`` suite distils from the ``glyphs`` suite's teacher (trained on
 the balanced data; the same run, trained first if missing), evaluates it
 per group on the imbalanced data's validation split, and tables overall,
 worst-group and per-group mAP.
+
+The ``data-free`` suite distils from the ``glyphs`` suite's teacher too;
+its ``real-data-student`` row is the glyph suite's ``inherit`` runs (a
+``shared`` row: stored runs reused, missing seeds trained under the glyph
+suite's key), and its table adds each row's mean as a % of that upper bound.
 """
 import argparse
 import os
@@ -57,7 +63,8 @@ def build_parser():
 
 def write_outputs(suite, preset, harness, seeds, doc, json_path, command):
     """The suite's table, picture and accuracy.json rows from stored runs."""
-    results = load_results(harness.results_path)
+    # a shared row's runs (stored under the other suite's key) under this suite's
+    results = harness.with_shared_runs(load_results(harness.results_path))
     grouped = bool(suite.groups)
     teacher_key = f'{harness.teacher_prefix}/teacher/0'
     table = (tables.group_table if grouped else tables.suite_table)(
@@ -80,8 +87,10 @@ def write_outputs(suite, preset, harness, seeds, doc, json_path, command):
                 + (f' ({teacher.get("seconds", 0) / 60:.0f} min)' if teacher else '') +
                 '. mAP in points, mean ± std over seeds; Δ vs twin is the paired difference '
                 '(same seed, same data order), its 95 % interval from Student\'s t; gap '
-                'closed is against the student alone.')
-        columns = tables.TABLE_COLUMNS
+                'closed is against the student alone'
+                + (f'; % of {suite.reference} is the mean as a fraction of that row\'s'
+                   if suite.reference else '') + '.')
+        columns = tables.table_columns(suite)
     block = head + '\n\n' + tables.format_table(table, columns) + \
         f'\n\n![{harness.prefix}]({osp.basename(image)})'
     start, end = suite.doc_markers

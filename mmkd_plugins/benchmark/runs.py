@@ -13,7 +13,11 @@ A suite with a ``teacher_suite`` distils from that suite's teacher run (the
 same job, key and work dir, trained if it is missing) and evaluates it once
 on its own validation split (``tools/test.py``, per group with
 ``GroupCocoMetric`` when the suite has groups), stored as its own
-``'<suite>/teacher/0'``.
+``'<suite>/teacher/0'``. A ``shared`` row of such a suite is that suite's
+row (the data-free suite's real-data upper bound is the glyph suite's
+``inherit``): its jobs are the other suite's (key, work dir, stored runs),
+so only its missing seeds train, and :meth:`Harness.with_shared_runs` shows
+them under this suite's keys for its table and JSON.
 """
 import fcntl
 import hashlib
@@ -235,7 +239,7 @@ class Harness:
                 opts = (self._schedule(config, row.iters)
                         + preset_options(self.suite, self.preset, row)
                         + [f'randomness.seed={seed}'] + list(row.options))
-                job = Job(f'{self.prefix}/{name}/{seed}', config, opts,
+                job = Job(f'{self.row_prefix(name)}/{seed}', config, opts,
                           dict(base_inputs, config=digests.setdefault(config,
                                                                        config_digest(config))))
                 if row.distills:
@@ -243,6 +247,47 @@ class Harness:
                     job.prepare = self._teacher_inputs
                 jobs.append(job)
         return jobs
+
+    def row_prefix(self, name: str) -> str:
+        """``<prefix>/<row>``, the key of row ``name``'s runs without the
+        seed: a ``shared`` row's runs are those of the ``teacher_suite``'s
+        row (its key and work dir, under :attr:`teacher_prefix`).
+
+        Raises:
+            ValueError: if a shared row's suite has no ``teacher_suite``,
+                other data or pools than it, or the shared row is not the
+                same run (config, options, schedule) there: its runs would
+                not be the other suite's.
+        """
+        row = self.suite.rows[name]
+        if row.shared is None:
+            return f'{self.prefix}/{name}'
+        from .suites import SUITES
+        where = f'row {name!r} shares the runs of {row.shared!r}'
+        if self.suite.teacher_suite is None:
+            raise ValueError(f'{where}, but suite {self.suite.name!r} has no teacher_suite '
+                             'to take them from')
+        other = SUITES[self.suite.teacher_suite]
+        if (self.suite.data, self.suite.pools) != (other.data, other.pools):
+            raise ValueError(f'{where} of suite {other.name!r}, whose data differ from '
+                             f'suite {self.suite.name!r}\'s')
+        theirs = other.rows.get(row.shared)
+        if theirs is None or (theirs.config, theirs.distills, theirs.cfg_options) != (
+                row.config, row.distills, row.cfg_options):
+            raise ValueError(f'{where} of suite {other.name!r}, which has no such row with '
+                             'the same config and options')
+        return f'{self.teacher_prefix}/{row.shared}'
+
+    def with_shared_runs(self, results: Dict[str, dict]) -> Dict[str, dict]:
+        """``results`` plus every shared row's runs under this suite's own
+        keys (``<prefix>/<row>/<seed>``), for its table and JSON."""
+        out = dict(results)
+        for name in self.suite.rows:
+            key = self.row_prefix(name)
+            if key != f'{self.prefix}/{name}':
+                out.update({f'{self.prefix}/{name}/{k[len(key) + 1:]}': rec
+                            for k, rec in results.items() if k.startswith(key + '/')})
+        return out
 
     def teacher_checkpoint(self) -> Optional[str]:
         return ex.last_checkpoint(self.run_dir(f'{self.teacher_prefix}/teacher/0'))

@@ -11,7 +11,9 @@ Suites: ``glyphs``, the methods on the glyph data; ``group``, group-robust
 distillation on a group-imbalanced version of it (5 % 'photo' backgrounds
 in training, a balanced validation split), distilling from the ``glyphs``
 suite's teacher (trained on the balanced data), which it evaluates per
-group on its own validation split.
+group on its own validation split; ``webly``, KD^3 on an unlabelled web
+pool; ``data-free``, TA-DFKD on generated images, whose upper bound is the
+glyph suite's inherit runs (a ``shared`` row).
 
 Presets scale a suite to the machine: ``cpu`` (the default; 128 px images,
 the configs' own schedules) and ``cuda`` (twice the image size and four
@@ -43,6 +45,11 @@ class Row:
         iters (int, optional): training iterations under the ``cpu``
             preset, the cosine schedule compressed to them (early stopping);
             default: the config's.
+        shared (str, optional): in a suite with a ``teacher_suite`` (and
+            the same data), the row of that suite whose runs this row is
+            (same config, options, data and teacher): they are stored,
+            reused and trained under that suite's key, so neither suite
+            trains them twice.
     """
     config: str
     twin: Optional[str] = 'inherit'
@@ -50,6 +57,7 @@ class Row:
     distills: bool = True
     note: str = ''
     iters: Optional[int] = None
+    shared: Optional[str] = None
 
     @property
     def cfg_options(self) -> Tuple[str, ...]:
@@ -83,8 +91,10 @@ class Suite:
             data) this suite distils from, instead of training its own; the
             teacher is then evaluated on this suite's validation split.
         presets (tuple[str]): the presets the suite has configs for.
-        reference (str, optional): a row every row is also read against
-            (e.g. plain KD, the bar a group-robust method must clear).
+        reference (str, optional): a row every row is also read against:
+            paired differences in a group suite's table (e.g. plain KD, the
+            bar a group-robust method must clear), a ``% of <row>`` column in
+            the others' (e.g. the data-free suite's real-data upper bound).
     """
     name: str
     data: Tuple[str, ...]
@@ -230,6 +240,28 @@ GROUP_ROWS = {
 #: rows and the power check run with ``--rows``.
 GROUP_DEFAULT_ROWS = ('kd', 'kd-balanced', 'kd-reweighted', 'group-dro-kd')
 
+_DATA_FREE = 'configs/data_free/{}_' + _PAIR
+
+# Data-free distillation (docs/data_free.md): no glyph image or box reaches
+# the student; validation is on the real glyph images. Every row starts as
+# the inherit row does (glyph-crop-pretrained backbone, the teacher's FPN
+# output convs and head), so the rows differ only in what the student
+# learns from afterwards.
+DATA_FREE_ROWS = {
+    'real-data-student': Row(
+        INHERIT, twin=None, shared='inherit',
+        note='upper bound: the same initialisation, trained on the real glyph images '
+             "(the glyph suite's inherit runs)"),
+    'noise-kd': Row(_DATA_FREE.format('noise-kd'), twin=None,
+                    note='lower bound: the student loss on Gaussian-noise images'),
+    'no-filter': Row(_DATA_FREE.format('no-filter'), twin=None,
+                     note='the generator, every image kept'),
+    'ta-dfkd': Row(_DATA_FREE.format('ta-dfkd'), twin='no-filter',
+                   note='the generator and the lenient filter'),
+    'ta-dfkd-kl': Row(_DATA_FREE.format('ta-dfkd-kl'), twin='ta-dfkd',
+                      note='binary KL on the class logits instead of L1'),
+}
+
 SUITES = {
     'glyphs': Suite(
         name='glyphs', data=('--dataset', 'glyphs', '--out', 'data/glyphs'),
@@ -255,6 +287,16 @@ SUITES = {
         groups=GROUPS, teacher_suite='glyphs', reference='kd', presets=('cpu', ),
         doc_markers=('<!-- group:start -->', '<!-- group:end -->'),
         image='accuracy_group.png'),
+    'data-free': Suite(
+        name='data-free', data=('--dataset', 'glyphs', '--out', 'data/glyphs'),
+        data_root='data/glyphs/', rows=DATA_FREE_ROWS,
+        # ta-dfkd and its twin fit the CPU budget (6 runs over 3 seeds); the
+        # upper bound reuses the glyph suite's inherit runs; noise-kd (the
+        # lower bound) and ta-dfkd-kl are run by naming them.
+        default_rows=('real-data-student', 'no-filter', 'ta-dfkd'),
+        teacher_suite='glyphs', reference='real-data-student', presets=('cpu', ),
+        doc_markers=('<!-- data-free:start -->', '<!-- data-free:end -->'),
+        image='accuracy_data_free.png'),
 }
 
 

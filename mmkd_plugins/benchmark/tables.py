@@ -153,17 +153,20 @@ def suite_table(suite, results: Dict[str, dict], seeds: Sequence[int],
 
     Each row: its name, config (with its extra options), the seeds that
     ran, mAP as mean ± std and per seed (points), the paired difference to
-    its twin (mean ± std, 95 % interval, verdict) and the fraction of the
-    teacher-student gap closed; the teacher (seed 0) comes first. Rows with
-    no run for ``seeds`` are left out. ``_maps`` and ``_paired`` keep the
-    numbers for the plot. ``teacher_key`` is the teacher's run (default
-    ``<prefix>/teacher/0``; another suite's when the suite reuses its teacher).
+    its twin (mean ± std, 95 % interval, verdict), the fraction of the
+    teacher-student gap closed, and for a suite with a ``reference`` row its
+    mean as a fraction of the reference's (``% of <reference>``); the
+    teacher (seed 0) comes first. Rows with no run for ``seeds`` are left
+    out. ``_maps`` and ``_paired`` keep the numbers for the plot.
+    ``teacher_key`` is the teacher's run (default ``<prefix>/teacher/0``;
+    another suite's when the suite reuses its teacher).
     """
     prefix = prefix or suite.name
     per_row = {name: {s: results[f'{prefix}/{name}/{s}']['coco/bbox_mAP'] for s in seeds
                       if f'{prefix}/{name}/{s}' in results} for name in suite.rows}
     teacher = results.get(teacher_key or f'{prefix}/teacher/0')
     student = per_row.get('student') or {}
+    reference = per_row.get(suite.reference) if getattr(suite, 'reference', None) else None
     table = []
     if teacher:
         table.append({'row': 'teacher', 'config': teacher.get('config', suite.teacher),
@@ -191,12 +194,22 @@ def suite_table(suite, results: Dict[str, dict], seeds: Sequence[int],
             closed = gap_closed(statistics.mean(student.values()), mean,
                                 teacher['coco/bbox_mAP'])
             entry['gap closed'] = '' if closed is None else f'{closed:.0%}'
+        if reference and name != suite.reference:
+            ref = statistics.mean(reference.values())
+            entry[f'% of {suite.reference}'] = f'{mean / ref:.0%}' if ref > 0 else ''
         table.append(entry)
     return table
 
 
 TABLE_COLUMNS = ['row', 'twin', 'seeds', 'mAP', 'per seed', 'Δ vs twin', '95 % CI', 'verdict',
                  'gap closed']
+
+
+def table_columns(suite) -> List[str]:
+    """The columns of ``suite``'s table: :data:`TABLE_COLUMNS`, plus
+    ``% of <reference>`` for a suite with a reference row."""
+    reference = getattr(suite, 'reference', None)
+    return TABLE_COLUMNS + ([f'% of {reference}'] if reference else [])
 
 
 def _paired_cell(p: Optional[dict]) -> str:

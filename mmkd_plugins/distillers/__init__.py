@@ -1,9 +1,12 @@
 """The distiller and the parts methods are composed of (see ``parts.py``)."""
 from .cross_view_distiller import (CrossViewDistiller, CrossViewTerm, TwoViews,
                                    project_rois, warp_dense)
+from .data_free import DataFree, DataFreeDistiller, DataFreeOptimWrapperConstructor
 from .detection_distiller import DetectionDistiller
 from .disagreement_weights import DisagreementWeights
 from .feature_term import FeatureTerm
+from .generators import GaussianNoiseImages, ImageGenerator
+from .lenient_filter import LenientFilter
 from .group_dro_distiller import GroupDRO, GroupDROCrossViewDistiller, GroupDRODistiller
 from .group_reweighted import GroupReweighted
 from .mc_dropout import MCDropout
@@ -19,6 +22,8 @@ __all__ = [
     'CrossViewDistiller', 'GroupDRODistiller', 'GroupDROCrossViewDistiller', 'warp_dense',
     'project_rois', 'DisagreementWeights', 'MixDistribution', 'MixDistributionTerm',
     'TeacherPseudoBoxes',
+    'project_rois', 'DataFree', 'DataFreeDistiller', 'DataFreeOptimWrapperConstructor',
+    'LenientFilter', 'ImageGenerator', 'GaussianNoiseImages',
     'OutputRecorder', 'is_distiller_type'
 ]
 

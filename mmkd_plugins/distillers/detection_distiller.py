@@ -32,15 +32,15 @@ Design decisions (the README explains them for users):
 """
 from contextlib import ExitStack, contextmanager, nullcontext
 from itertools import chain
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from mmdet.registry import MODELS
-from .detectors import (build_detector_cfg, build_teacher, check_shared_head, inherited_state,
-                        last_stage, loss_from_features, parse_inherited, probe,
+from .detectors import (build_detector_cfg, build_teacher, check_shared_head, dense_head,
+                        inherited_state, last_stage, loss_from_features, parse_inherited, probe,
                         run_dense_heads, run_stages, warn_if_normalised_differently)
 from .feature_term import FeatureTerm, make_terms
 from .parts import Batch, Features, Probe, SingleView, Step, WholeBatch, build_part
@@ -79,7 +79,8 @@ class DetectionDistiller(BaseModel):
             the student's own init and before any ``load_from``/``--resume``.
             Default: none.
         detection_loss (bool): Whether a step adds the student's own
-            detection loss. ``False`` for unlabelled images (a web pool):
+            detection loss. ``False`` for unlabelled images (a web pool) and
+            for data-free distillation (generated images, no ground truth):
             the student then runs only as far as the terms read (backbone,
             neck, dense heads) and the terms are the whole loss. Default True.
         views (dict | object, optional): What both models run on
@@ -88,7 +89,10 @@ class DetectionDistiller(BaseModel):
             ``distill_losses`` entries, e.g. CRLD's cross-view term; a config
             dict is built with ``student`` and ``teacher`` given.
         objective (dict | object, optional): How a batch is weighted or
-            split; default :class:`~.parts.WholeBatch`.
+            split; default :class:`~.parts.WholeBatch`. An objective that
+            trains more than the student (the generator of
+            :class:`~.data_free.DataFree`) also defines ``train_step``, which
+            then replaces mmengine's.
         data_preprocessor: Ignored in favour of the student's own (through
             ``views``), so that both models see identical inputs.
         init_cfg (dict, optional): Initialisation config of the distiller.
@@ -131,12 +135,10 @@ class DetectionDistiller(BaseModel):
         self.terms = make_terms(distill_losses or {}, terms, self.student, self.teacher)
         #: The parsed ``distill_losses`` specs, by name.
         self.specs = {t.name: t.spec for t in self.terms if isinstance(t, FeatureTerm)}
-        self._build_terms(tuple(probe_size))
+        self.probe_size = tuple(probe_size)
+        self._build_terms(self.probe_size)
         if not isinstance(detection_loss, bool):
             raise TypeError(f'detection_loss must be True or False, got {detection_loss!r}')
-        if not detection_loss and not self.terms:
-            raise ValueError('detection_loss=False and no distillation term: nothing to '
-                             'train on; add distill_losses or terms')
         self.detection_loss = detection_loss
         self.init_student_from_teacher = parse_inherited(init_student_from_teacher)
         for entry in self.init_student_from_teacher:
@@ -147,7 +149,11 @@ class DetectionDistiller(BaseModel):
             inherited_state(self.student, self.teacher, entry.student, entry.teacher)
             if entry.frozen:
                 self.student.get_submodule(entry.student).requires_grad_(False)
+        # the objective first: one that needs terms (DataFree) says why
         self.objective.attach(self)
+        if not detection_loss and not self.terms:
+            raise ValueError('detection_loss=False and no distillation term: nothing to '
+                             'train on; add distill_losses or terms')
 
     @property
     def teacher(self) -> nn.Module:
@@ -190,14 +196,20 @@ class DetectionDistiller(BaseModel):
         batch the ``views`` make of ``inputs`` and ``data_samples``."""
         return self.objective(self, self.views(inputs, data_samples))
 
-    def step(self, batch: Batch, features: Optional[Features] = None) -> Dict[str, Tensor]:
-        """Student detection losses plus every term's entries on ``batch``.
+    def step(self, batch: Batch, features: Optional[Features] = None,
+             teacher: Optional[Dict[str, Tuple[Tensor, ...]]] = None) -> Dict[str, Tensor]:
+        """Student detection losses (unless ``detection_loss=False``) plus
+        every term's entries on ``batch``.
 
         Args:
             batch (Batch): The (sub-)batch.
             features (Features, optional): The rows of ``batch`` of a shared
                 :meth:`student_features` pass; the student's backbone and
                 neck then do not run again.
+            teacher (dict, optional): ``{module name: levels}`` of a teacher
+                pass over exactly these rows (:meth:`teacher_outputs`, then
+                :func:`~.parts.select_records`); the teacher then does not
+                run again.
         """
         if not self.terms:
             return self._student_losses(batch, features)
@@ -207,7 +219,7 @@ class DetectionDistiller(BaseModel):
             with self._student_rec.record(features.records if features else None):
                 losses = self._student_losses(batch, features)
             try:
-                losses.update(self._distill(batch))
+                losses.update(self._distill(batch, teacher))
             finally:
                 self._student_rec.clear()
                 self._teacher_rec.clear()
@@ -225,7 +237,7 @@ class DetectionDistiller(BaseModel):
             return self.student.loss(batch.inputs, batch.data_samples)
         return loss_from_features(self.student, batch.inputs, features.feats, batch.data_samples)
 
-    def _distill(self, batch: Batch) -> Dict[str, Tensor]:
+    def _distill(self, batch: Batch, teacher: Optional[dict] = None) -> Dict[str, Tensor]:
         scale = float(self.distill_loss_scale)
         if not self.distill_enabled or scale == 0:
             # Keep every distillation parameter in the graph with a zero
@@ -233,8 +245,10 @@ class DetectionDistiller(BaseModel):
             params = chain(self.distill_losses.parameters(), self.adapters.parameters())
             zero = sum(p.sum() for p in params) * 0.
             return {key: zero + batch.inputs.new_zeros(()) for t in self.terms for key in t.keys}
-        with torch.no_grad(), self._teacher_rec.record():
-            if self._teacher_rec.names:  # e.g. not for MixDistribution alone
+        with torch.no_grad(), self._teacher_rec.record(teacher):
+            # not when the pass is given, nor for terms that read no module
+            # (e.g. MixDistribution alone)
+            if teacher is None and self._teacher_rec.names:
                 run_stages(self.teacher, batch.inputs, self._teacher_stage)
         step = Step(batch, self._student_rec, self._teacher_rec)
         return {key: value * scale for term in self.terms for key, value in term(step).items()}
@@ -251,6 +265,28 @@ class DetectionDistiller(BaseModel):
             self._student_rec.clear()
 
     @torch.no_grad()
+    def teacher_outputs(self, inputs: Tensor) -> Tuple[Dict[str, Tuple[Tensor, ...]], tuple]:
+        """One no-grad teacher pass from the backbone through the dense head
+        (the RPN of a two-stage detector), for a caller that needs the
+        teacher's predictions besides what the terms read.
+
+        Args:
+            inputs (Tensor): (N, 3, H, W), normalised as the student's.
+
+        Returns:
+            tuple: ``(records, outputs)``: ``{module name: levels}`` of the
+            modules the terms read (for :meth:`step`'s ``teacher``), and
+            what the dense head's ``forward`` returned (e.g. RetinaNet's
+            ``(cls_scores, bbox_preds)``, one (N, ., H_l, W_l) map per level).
+        """
+        with self._teacher_rec.record():
+            outputs = dense_head(self.teacher)(self.teacher.extract_feat(inputs))
+        try:
+            return self._teacher_rec.recorded(), outputs
+        finally:
+            self._teacher_rec.clear()
+
+    @torch.no_grad()
     def teacher_var(self, inputs: Tensor, name: str):
         """The MC variance of the teacher-side provider of term ``name``
         (UET's MC passes) for ``inputs`` (N, 3, H, W); for visualisation and
@@ -265,6 +301,16 @@ class DetectionDistiller(BaseModel):
             return term.teacher_var(self._teacher_rec)
         finally:
             self._teacher_rec.clear()
+
+    def train_step(self, data, optim_wrapper):
+        """mmengine's training step, or the objective's own when it trains
+        more than the student (``objective.train_step(distiller, data,
+        optim_wrapper)``, e.g. data-free distillation's generator and
+        student steps with two optimisers)."""
+        own = getattr(self.objective, 'train_step', None)
+        if own is None:
+            return super().train_step(data, optim_wrapper)
+        return own(self, data, optim_wrapper)
 
     # -- other modes ---------------------------------------------------------
     def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):

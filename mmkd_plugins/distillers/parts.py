@@ -87,12 +87,20 @@ class Features:
 
     def select(self, rows: Sequence[int]) -> 'Features':
         """Rows ``rows`` of every tensor (for a single-view batch, row = image)."""
-        index = torch.tensor(list(rows), device=self.feats[0].device)
+        return Features(take_rows(self.feats, rows), select_records(self.records, rows))
 
-        def pick(levels):
-            return tuple(t.index_select(0, index) for t in levels)
 
-        return Features(pick(self.feats), {n: pick(v) for n, v in self.records.items()})
+def take_rows(levels: Sequence[Tensor], rows: Sequence[int]) -> Tuple[Tensor, ...]:
+    """Rows ``rows`` (batch indices) of every level, in that order."""
+    index = torch.tensor(list(rows), dtype=torch.long, device=levels[0].device)
+    return tuple(t.index_select(0, index) for t in levels)
+
+
+def select_records(records: Dict[str, Sequence[Tensor]], rows: Sequence[int]
+                   ) -> Dict[str, Tuple[Tensor, ...]]:
+    """Rows ``rows`` of recorded modules ``{name: levels}`` (a shared pass
+    reused on part of its batch)."""
+    return {name: take_rows(levels, rows) for name, levels in records.items()}
 
 
 class Step(NamedTuple):

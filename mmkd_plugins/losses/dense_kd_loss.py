@@ -1,10 +1,12 @@
-"""Single-view logit distillation of a dense head (the CRLD baseline).
+"""Single-view logit distillation of a dense head (the CRLD baseline, and
+the student loss of data-free distillation).
 
 Dense heads (RetinaNet, FCOS, GFL, ATSS) score every anchor location with
 independent per-class sigmoids, so their logits are distilled class by class
 with a binary KL (:func:`binary_kl`), summed over classes and averaged over
 locations. :class:`~mmkd_plugins.losses.CrossViewLoss` uses the same KL on two
-views.
+views. :class:`DenseL1Loss` is TA-DFKD's student loss instead: the mean
+absolute difference of the raw outputs (class logits or box regressions).
 """
 from typing import Optional
 
@@ -64,3 +66,23 @@ class DenseKDLoss(BaseDistillLoss):
         kl = binary_kl(student, teacher, self.temperature)
         # Sum over classes: the mean over all elements times C.
         return weighted_mean(kl, weight) * self.num_classes
+
+
+@MODELS.register_module()
+class DenseL1Loss(BaseDistillLoss):
+    """L1 between student and teacher outputs of a dense head, TA-DFKD's
+    student loss (the official code's ``F.l1_loss(s_logit, t_logit)``).
+
+    Per level: the mean over all elements of ``|s - t|`` on the raw maps
+    (logits for a class conv such as ``bbox_head.retina_cls``, deltas for a
+    regression conv); levels are summed. Unlike :class:`DenseKDLoss` it
+    weighs every logit alike, the many clear background ones included.
+    ``weights`` multiply the per-element terms (``losses/base.py``).
+
+    Args:
+        loss_weight (float): Multiplier. Default 1.0.
+    """
+
+    def level_loss(self, index: int, student: Tensor, teacher: Tensor,
+                   weight: Optional[Tensor], data_samples) -> Tensor:
+        return weighted_mean((student - teacher).abs(), weight)

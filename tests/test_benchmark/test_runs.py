@@ -187,6 +187,8 @@ def test_pools_are_made_and_a_shared_teacher_is_reused(harness, tmp_path, monkey
 def test_a_suite_refuses_a_preset_it_has_no_configs_for(tmp_path):
     with pytest.raises(ValueError, match="suite 'web' has no configs for preset 'cuda'"):
         runs.Harness(_web_suite(), PRESETS['cuda'], str(tmp_path))
+
+
 class FakeEvaluate:
     """Stands in for experiment.evaluate: records calls, returns group metrics."""
 
@@ -270,3 +272,88 @@ def test_schedule_options_of_a_row_and_a_preset(tmp_path, monkeypatch):
     config = ('configs/group_dro/group-dro-kd_'
               'retinanet-r18-w16_retinanet-r50-w32_glyphs-imbalanced.py')
     assert cuda._schedule(config) == schedule_options(4800)  # 1200 x 4
+
+
+@pytest.fixture
+def reusing(harness, monkeypatch):
+    """The toy suite as ``SUITES['toy']``, the teacher suite of others, with
+    one data digest for every suite (``_jobs``'s)."""
+    from mmkd_plugins.benchmark import suites
+    monkeypatch.setitem(suites.SUITES, 'toy', harness[0].suite)
+    monkeypatch.setattr(runs.Harness, 'make_data', lambda self, suite=None: 'd1')
+    return harness
+
+
+def test_a_suite_can_reuse_another_suites_teacher(reusing, tmp_path):
+    """The data-free suite distils the glyph suite's teacher: its teacher job
+    is that suite's, found stored and not trained again; its rows train under
+    their own suite."""
+    h, fake = reusing
+    h.run(_jobs(h, rows=('student', ), seeds=(0, )))  # toy's teacher and student
+    fake.calls.clear()
+    rows = {'noise': Row('n.py', twin=None), 'gen': Row('g.py', twin='noise')}
+    other = Suite(name='toy-df', data=(), data_root='d/', rows=rows, default_rows=tuple(rows),
+                  teacher='t.py', pretrain={}, teacher_suite='toy')
+    h2 = runs.Harness(other, PRESETS['cpu'], str(tmp_path), jobs=1, threads=1,
+                      log=lambda m: None)
+    assert (h2.prefix, h2.teacher_prefix) == ('toy-df', 'toy')
+    assert h2.teacher_checkpoint() == h.teacher_checkpoint()
+    done = h2.run(_jobs(h2, rows=('noise', 'gen'), seeds=(0, )))
+    assert sorted(c[0] for c in fake.calls) == ['g.py', 'n.py']  # no teacher training
+    assert 'toy/teacher/0' in done and 'toy-df/gen/0' in done
+    work_dirs = sorted(osp.relpath(c[1], str(tmp_path)) for c in fake.calls)
+    assert work_dirs == ['toy-df/gen_seed0', 'toy-df/noise_seed0']
+    assert all(f'model.teacher_ckpt={h.teacher_checkpoint()}' in c[2] for c in fake.calls)
+
+
+def test_a_shared_row_reuses_the_teacher_suites_runs(reusing, tmp_path):
+    """The data-free upper bound is the glyph suite's inherit row: stored
+    runs of it are reused, missing seeds train under that suite's key, and
+    the table sees them under the row's own name."""
+    h, fake = reusing
+    h.run(_jobs(h, rows=('inherit', ), seeds=(0, )))
+    fake.calls.clear()
+    rows = {'real': Row('i.py', twin=None, shared='inherit'), 'gen': Row('g.py', twin=None)}
+    other = Suite(name='toy-df', data=(), data_root='d/', rows=rows, default_rows=tuple(rows),
+                  teacher='t.py', pretrain={}, teacher_suite='toy')
+    h2 = runs.Harness(other, PRESETS['cpu'], str(tmp_path), jobs=1, threads=1,
+                      log=lambda m: None)
+    assert [j.key for j in _jobs(h2, rows=('real', ), seeds=(0, 1))[1:]] == [
+        'toy/inherit/0', 'toy/inherit/1']
+    done = h2.run(_jobs(h2, rows=('real', 'gen'), seeds=(0, 1)))
+    # seed 0 of inherit was stored with the same options and inputs
+    assert sorted((c[0], osp.relpath(c[1], str(tmp_path))) for c in fake.calls) == [
+        ('g.py', 'toy-df/gen_seed0'), ('g.py', 'toy-df/gen_seed1'),
+        ('i.py', 'toy/inherit_seed1')]
+    seen = h2.with_shared_runs(done)
+    assert seen['toy-df/real/0'] is done['toy/inherit/0']
+    assert seen['toy-df/real/1'] is done['toy/inherit/1']
+    lone = Suite(name='lone', data=(), data_root='d/', rows=rows, default_rows=tuple(rows),
+                 teacher='t.py', pretrain={})
+    h3 = runs.Harness(lone, PRESETS['cpu'], str(tmp_path), jobs=1, threads=1,
+                      log=lambda m: None)
+    with pytest.raises(ValueError, match="row 'real' shares the runs of 'inherit'.*"
+                                         'no teacher_suite'):
+        h3.row_prefix('real')
+
+
+def test_a_shared_row_must_be_the_same_run_on_the_same_data(reusing, tmp_path):
+    """A shared row's jobs are the teacher suite's row's: another config,
+    other options or other data would overwrite that suite's runs."""
+    def harness_of(row, data=()):
+        suite = Suite(name='toy-df', data=data, data_root='d/', rows={'real': row},
+                      default_rows=('real', ), teacher='t.py', pretrain={},
+                      teacher_suite='toy')
+        return runs.Harness(suite, PRESETS['cpu'], str(tmp_path), log=lambda m: None)
+
+    assert harness_of(Row('i.py', twin=None, shared='inherit')).row_prefix('real') == \
+        'toy/inherit'
+    for row in (Row('other.py', twin=None, shared='inherit'),
+                Row('i.py', twin=None, shared='inherit', options=('x=1', )),
+                Row('i.py', twin=None, shared='inherit', iters=600),
+                Row('i.py', twin=None, shared='no-such-row')):
+        with pytest.raises(ValueError, match='no such row with the same config and options'):
+            harness_of(row).row_prefix('real')
+    with pytest.raises(ValueError, match="of suite 'toy', whose data differ"):
+        harness_of(Row('i.py', twin=None, shared='inherit'), data=('--out', 'x')).row_prefix(
+            'real')

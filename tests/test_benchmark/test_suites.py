@@ -5,7 +5,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config, DictAction
 
-from mmkd_plugins.benchmark.suites import (PRESETS, STUDENT, SUITES, TEACHER,
+from mmkd_plugins.benchmark.runs import Harness
+from mmkd_plugins.benchmark.suites import (INHERIT, PRESETS, STUDENT, SUITES, TEACHER,
                                            preset_data_args, preset_options)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -23,14 +24,27 @@ def _with_options(config, options):
 @pytest.mark.parametrize('suite', sorted(SUITES))
 def test_rows_exist_and_twins_are_rows(suite):
     s = SUITES[suite]
-    assert list(s.rows)[0] == 'student' and s.rows['student'].twin is None
+    assert s.rows[list(s.rows)[0]].twin is None  # the table starts from a reference point
     for name, row in s.rows.items():
         assert osp.isfile(osp.join(ROOT, row.config)), row.config
         assert row.twin is None or row.twin in s.rows, name
         cfg = _with_options(row.config, row.options)
         assert (cfg.model.type != 'RetinaNet') == row.distills, name
     assert set(s.default_rows) <= set(s.rows)
-    assert any(n.startswith('broken-') for n in s.rows)  # every suite has a power check
+    assert s.reference is None or s.reference in s.rows
+    assert set(s.presets) <= set(PRESETS)
+    if s.teacher_suite is not None:  # it distils from that suite's teacher run as it is
+        other = SUITES[s.teacher_suite]
+        assert (other.teacher, other.pretrain) == (s.teacher, s.pretrain)
+    harness = Harness(s, PRESETS[s.presets[0]], 'unused', log=lambda m: None)
+    for name, row in s.rows.items():  # a shared row is the same run of the teacher suite
+        if row.shared:
+            assert harness.row_prefix(name) == f'{harness.teacher_prefix}/{row.shared}'
+    if suite == 'data-free':  # its table starts from its upper bound, a shared row
+        return
+    # every other suite starts from the student alone and has a power check
+    assert list(s.rows)[0] == 'student'
+    assert any(n.startswith('broken-') for n in s.rows)
     if suite == 'glyphs':  # the methods suite runs it by default; the group suite by --rows
         assert any(n.startswith('broken-') for n in s.default_rows)
 
@@ -46,6 +60,57 @@ def test_uet_rows_are_read_against_the_host_they_wrap():
                               for c in (row.config, twin.config))
         assert spec.loss.type == 'UncertaintyAwareLoss' and 'mc_dropout' in spec, name
         assert spec.loss.host == host.loss, name
+
+
+def _resolved(path):
+    return osp.normpath(path) if isinstance(path, str) else path
+
+
+def test_data_free_rows_start_alike_and_differ_only_in_what_they_test():
+    s = SUITES['data-free']
+    # 3 seeds of ta-dfkd and its twin are the 6 runs the CPU budget allows;
+    # the upper bound is the glyph suite's inherit runs, not trained again
+    assert s.default_rows == ('real-data-student', 'no-filter', 'ta-dfkd')
+    assert s.rows['ta-dfkd'].twin == 'no-filter'
+    assert {s.rows[r].twin for r in s.default_rows} <= set(s.default_rows) | {None}
+    assert s.rows['real-data-student'].config == INHERIT  # the upper bound
+    assert s.rows['real-data-student'].shared == 'inherit'
+    inherit = SUITES['glyphs'].rows['inherit']  # same config and options: same runs
+    assert (inherit.config, inherit.options, inherit.distills) == (
+        INHERIT, s.rows['real-data-student'].options, s.rows['real-data-student'].distills)
+    assert s.teacher_suite == 'glyphs' and s.reference == 'real-data-student'
+    assert s.presets == ('cpu', )
+    cfgs = {name: _with_options(row.config, row.options) for name, row in s.rows.items()}
+    real = cfgs['real-data-student']
+    for name, cfg in cfgs.items():
+        model = cfg.model
+        assert _resolved(model.student) == _resolved(real.model.student), name
+        assert _resolved(model.teacher) == _resolved(real.model.teacher), name
+        assert model.teacher_ckpt == real.model.teacher_ckpt
+        assert model.init_student_from_teacher == ('neck.fpn_convs', 'bbox_head'), name
+        assert cfg.val_dataloader == real.val_dataloader, name  # validated on the glyphs
+        if name != 'real-data-student':  # no glyph image is read for training
+            assert cfg.model.type == 'DataFreeDistiller'
+            dataset = cfg.train_dataloader.dataset
+            assert dataset.type == 'DataFreeDataset' and 'data_root' not in dataset
+            assert dataset.metainfo.classes == real.train_dataloader.dataset.metainfo.classes
+
+    def diff(a, b, prefix=''):
+        if isinstance(a, dict) and isinstance(b, dict):
+            return sorted(d for k in set(a) | set(b)
+                          for d in diff(a.get(k), b.get(k), f'{prefix}{k}.'))
+        return [] if a == b else [prefix.rstrip('.')]
+
+    ta = cfgs['ta-dfkd'].to_dict()
+    assert diff(ta, cfgs['no-filter'].to_dict()) == ['model.data_free.lenient_filter']
+    assert cfgs['no-filter'].model.data_free.lenient_filter is None
+    assert diff(ta, cfgs['noise-kd'].to_dict()) == [
+        'custom_hooks', 'model.data_free.generator.init_size', 'model.data_free.generator.ngf',
+        'model.data_free.generator.nz', 'model.data_free.generator.std',
+        'model.data_free.generator.type', 'model.data_free.lenient_filter']
+    assert diff(ta, cfgs['ta-dfkd-kl'].to_dict()) == [
+        'model.distill_losses.loss_cls.loss.loss_weight',
+        'model.distill_losses.loss_cls.loss.temperature', 'model.distill_losses.loss_cls.loss.type']
 
 
 def test_power_check_row_swaps_only_the_loss():

@@ -188,3 +188,25 @@ def test_group_accuracy_records_carry_the_teacher_and_the_schedule():
     # Without groups (or without an evaluation record) no teacher row.
     assert 'teacher' not in [r['row'] for r in tables.accuracy_records(
         'g', suite.rows, _group_results(), [0, 1])]
+
+
+def test_a_reference_row_gets_a_percentage_column():
+    rows = {'real': Row('r.py', twin=None), 'noise': Row('n.py', twin=None),
+            'gen': Row('g.py', twin='noise')}
+    suite = Suite(name='df', data=(), data_root='d/', rows=rows, default_rows=tuple(rows),
+                  teacher_suite='toy', reference='real')
+    res = {'toy/teacher/0': {'coco/bbox_mAP': 0.50, 'config': 't.py'}}
+    for seed, (r, n, g) in enumerate([(0.20, 0.02, 0.11), (0.24, 0.04, 0.13)]):
+        for row, m in (('real', r), ('noise', n), ('gen', g)):
+            res[f'df/{row}/{seed}'] = {'coco/bbox_mAP': m}
+    table = tables.suite_table(suite, res, [0, 1], teacher_key='toy/teacher/0')
+    assert [r['row'] for r in table] == ['teacher', 'real', 'noise', 'gen']
+    gen = table[-1]
+    assert gen['% of real'] == '55%'           # 0.12 / 0.22
+    assert table[2]['% of real'] == '14%'      # 0.03 / 0.22
+    assert '% of real' not in table[1] and 'gap closed' not in gen  # no 'student' row
+    assert gen['Δ vs twin'] == '+9.0 ± 0.0' and gen['verdict'] == 'above'
+    assert tables.table_columns(suite)[-1] == '% of real'
+    assert tables.table_columns(_suite()) == tables.TABLE_COLUMNS
+    # without teacher_key the teacher is looked up under the suite's own name
+    assert [r['row'] for r in tables.suite_table(suite, res, [0, 1])][0] == 'real'

@@ -8,10 +8,12 @@ from mmengine.structures import InstanceData
 
 from mmdet.registry import MODELS
 from mmkd_plugins.benchmark.power_check import ShuffledTeacherLoss
-from mmkd_plugins.losses import (BaseDistillLoss, CWDLoss, DenseKDLoss, FeatureMSELoss,
+from mmkd_plugins.losses import (BaseDistillLoss, CWDLoss, DenseKDLoss, DenseL1Loss,
+                                 FeatureMSELoss,
                                  FGDLoss, PKDLoss, UncertaintyAwareLoss)
 
-LOSSES = [FeatureMSELoss(loss_weight=0.5), PKDLoss(), CWDLoss(temperature=3.0, loss_weight=0.7)]
+LOSSES = [FeatureMSELoss(loss_weight=0.5), PKDLoss(), CWDLoss(temperature=3.0, loss_weight=0.7),
+          DenseL1Loss(loss_weight=0.5)]
 
 
 def levels(seed):
@@ -61,6 +63,7 @@ WEIGHTED = {
     'PKDLoss': (PKDLoss, lambda t: {}),
     'CWDLoss': (lambda: CWDLoss(temperature=3.0), lambda t: {}),
     'DenseKDLoss': (lambda: DenseKDLoss(num_classes=3), lambda t: {}),
+    'DenseL1Loss': (lambda: DenseL1Loss(loss_weight=0.5), lambda t: {}),
     'FGDLoss': (lambda: FGDLoss(in_channels=3, num_levels=2, alpha_fg=1.0, beta_bg=1.0),
                 lambda t: dict(data_samples=_samples())),
     'UncertaintyAwareLoss': (_uet, lambda t: dict(data_samples=_samples(),

@@ -142,3 +142,35 @@ def test_group_suite_runs_from_one_command(load_tool, tmp_path, monkeypatch):
     assert stored['group/kd/0']['inputs']['data'] == 'data of group'
     assert '| kd-reweighted | kd | 0 |' in doc.read_text()
     assert [r['row'] for r in json.loads(js.read_text())] == ['teacher', 'kd', 'kd-reweighted']
+
+
+def test_data_free_suite_reuses_the_glyph_teacher_and_runs_on_the_cpu_preset(
+        load_tool, tmp_path, capsys):
+    tool = load_tool('benchmark_accuracy')
+    with pytest.raises(SystemExit):
+        tool.main(['--suite', 'data-free', '--device', 'cuda', '--table-only',
+                   '--work-dir', str(tmp_path)])
+    # the suite has configs for the cpu preset only (Suite.presets)
+    assert '--suite data-free has no configs for --device cuda; its devices: cpu' in \
+        capsys.readouterr().err
+    results = {'glyphs/teacher/0': _run(0.344)}
+    for seed, maps in enumerate([(0.25, 0.02, 0.08, 0.13), (0.24, 0.03, 0.09, 0.12)]):
+        # the upper bound is stored once, as the glyph suite's inherit row
+        results[f'glyphs/inherit/{seed}'] = _run(maps[0])
+        for row, m in zip(('noise-kd', 'no-filter', 'ta-dfkd'), maps[1:]):
+            results[f'data-free/{row}/{seed}'] = _run(m)
+    (tmp_path / 'results.json').write_text(json.dumps(results))
+    doc, js = tmp_path / 'bench.md', tmp_path / 'accuracy.json'
+    tool.main(['--suite', 'data-free', '--table-only', '--work-dir', str(tmp_path),
+               '--doc', str(doc), '--json', str(js), '--seeds', '0', '1'])
+    text = doc.read_text()
+    assert '<!-- data-free:start -->' in text and '% of real-data-student' in text
+    assert '| teacher |' in text
+    assert 'Teacher `configs/benchmark/retinanet_r50-w32_glyphs.py`' in text
+    # ta-dfkd: 12.5 of 24.5 points; +4.0 over no-filter on both seeds
+    assert '| ta-dfkd | no-filter | 0 1 | 12.5 ± 0.7 |' in text and '| 51% |' in text
+    assert (tmp_path / 'accuracy_data_free.png').stat().st_size > 1000
+    rows = {r['row']: r for r in json.loads(js.read_text())}
+    assert rows['ta-dfkd']['suite'] == 'data-free' and rows['ta-dfkd']['twin'] == 'no-filter'
+    assert rows['real-data-student']['config'] == (
+        'configs/benchmark/inherit_retinanet-r18-w16_retinanet-r50-w32_glyphs.py')
