@@ -85,15 +85,17 @@ def accuracy_records(suite: str, rows, results: Dict[str, dict], seeds: Sequence
     Returns:
         list[dict]: ``suite, row, config, cfg_options, twin, seeds, map``
         (per seed, same order) and, with groups, ``worst_group_map`` and
-        ``group_map`` (per seed, ``{group: mAP}``). With groups, a teacher
-        evaluated per group on the suite's data (a ``'<suite>/teacher/0'``
-        record that evaluates another run) comes first, as row
-        ``teacher`` with the options it was evaluated with.
+        ``group_map`` (per seed, ``{group: mAP}``). The suite's teacher
+        (``'<suite>/teacher/0'``) comes first, as row ``teacher``: trained
+        here, with no options; evaluated here on the suite's data (a record
+        that evaluates another suite's run), with the options it was
+        evaluated with.
     """
     out = []
     teacher = results.get(f'{suite}/teacher/0')
-    if groups and teacher and teacher.get('evaluates'):
-        out.append(_record(suite, 'teacher', teacher['config'], teacher['options'], None,
+    if teacher:
+        options = teacher['options'] if teacher.get('evaluates') else []
+        out.append(_record(suite, 'teacher', teacher['config'], options, None,
                            [(0, teacher)], groups))
     for name, row in rows.items():
         runs = [(s, results[f'{suite}/{name}/{s}']) for s in seeds

@@ -76,14 +76,18 @@ def test_suite_table_and_gap_closed():
 
 def test_accuracy_records_and_merge(tmp_path):
     recs = tables.accuracy_records('toy', _suite().rows, _results(), [0, 2])
-    assert recs[2] == dict(suite='toy', row='fgd', config='f.py', cfg_options=['a=1'],
+    # the teacher trained here comes first, as the config itself (no options)
+    assert recs[0] == dict(suite='toy', row='teacher', config='t.py', cfg_options=[],
+                           twin=None, seeds=[0], map=[0.50])
+    assert recs[3] == dict(suite='toy', row='fgd', config='f.py', cfg_options=['a=1'],
                            twin='inherit', seeds=[0, 2], map=[0.40, 0.41])
-    assert recs[0]['twin'] is None
+    assert recs[1]['row'] == 'student' and recs[1]['twin'] is None
     path = tmp_path / 'accuracy.json'
     path.write_text(json.dumps([dict(suite='other', row='x'), dict(suite='toy', row='old')]))
     merged = tables.merge_accuracy_json(str(path), 'toy', recs)
     assert [(r['suite'], r['row']) for r in merged] == [
-        ('other', 'x'), ('toy', 'student'), ('toy', 'inherit'), ('toy', 'fgd')]
+        ('other', 'x'), ('toy', 'teacher'), ('toy', 'student'), ('toy', 'inherit'),
+        ('toy', 'fgd')]
     assert json.loads(path.read_text()) == merged
     path.write_text('{"not": "a list"}')
     with pytest.raises(ValueError, match='json list'):
@@ -185,9 +189,13 @@ def test_group_accuracy_records_carry_the_teacher_and_the_schedule():
     # A row that trains a shorter schedule is a variant of its config.
     assert early['cfg_options'][:2] == ['train_cfg.max_iters=600', 'train_cfg.val_interval=600']
     assert early['worst_group_map'] == [0.30, 0.29]
-    # Without groups (or without an evaluation record) no teacher row.
+    # Without groups the teacher row carries no group figures.
+    plain = tables.accuracy_records('g', suite.rows, _group_results(), [0, 1])
+    assert plain[0]['row'] == 'teacher' and 'worst_group_map' not in plain[0]
+    # No teacher record, no teacher row.
+    res = {k: v for k, v in _group_results().items() if k != 'g/teacher/0'}
     assert 'teacher' not in [r['row'] for r in tables.accuracy_records(
-        'g', suite.rows, _group_results(), [0, 1])]
+        'g', suite.rows, res, [0, 1], groups=('plain', 'photo'))]
 
 
 def test_a_reference_row_gets_a_percentage_column():
