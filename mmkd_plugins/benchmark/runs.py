@@ -321,19 +321,32 @@ class Harness:
             if rec is not None:
                 return rec
         work = self.run_dir(job.key)
-        start = time.time()
-        if job.evaluates:
-            ckpt = ex.last_checkpoint(self.run_dir(job.evaluates))
-            self.log(f'[{job.key}] evaluating {ckpt} ({job.config})')
-            metrics = ex.evaluate(job.config, ckpt, work, options, threads=self.threads)
-        else:
-            self.log(f'[{job.key}] training {job.config}')
-            metrics = ex.train(job.config, work, options, threads=self.threads)
-        record = dict(metrics, options=job.options, inputs=job.inputs, config=job.config,
-                      threads=self.threads, seconds=round(time.time() - start, 1))
-        if job.evaluates:
-            record['evaluates'] = job.evaluates
-        save_result(self.results_path, job.key, record)
+        os.makedirs(osp.dirname(work), exist_ok=True)
+        # One process per run dir: a second harness (another invocation on the
+        # same work dir) waits here, then takes the run the first one stored,
+        # instead of training into the same folder and reading its metrics.
+        with open(work + '.lock', 'w') as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.log(f'[{job.key}] another process is running it in {work}; waiting')
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                rec = self._stored(job, load_results(self.results_path))
+                if rec is not None:
+                    return rec
+            start = time.time()
+            if job.evaluates:
+                ckpt = ex.last_checkpoint(self.run_dir(job.evaluates))
+                self.log(f'[{job.key}] evaluating {ckpt} ({job.config})')
+                metrics = ex.evaluate(job.config, ckpt, work, options, threads=self.threads)
+            else:
+                self.log(f'[{job.key}] training {job.config}')
+                metrics = ex.train(job.config, work, options, threads=self.threads)
+            record = dict(metrics, options=job.options, inputs=job.inputs, config=job.config,
+                          threads=self.threads, seconds=round(time.time() - start, 1))
+            if job.evaluates:
+                record['evaluates'] = job.evaluates
+            save_result(self.results_path, job.key, record)
         self.log(f'[{job.key}] mAP {metrics["coco/bbox_mAP"]:.4f} '
                  f'({record["seconds"]:.0f} s, {self.threads} threads)')
         return record

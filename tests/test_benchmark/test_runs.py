@@ -357,3 +357,31 @@ def test_a_shared_row_must_be_the_same_run_on_the_same_data(reusing, tmp_path):
     with pytest.raises(ValueError, match="of suite 'toy', whose data differ"):
         harness_of(Row('i.py', twin=None, shared='inherit'), data=('--out', 'x')).row_prefix(
             'real')
+
+
+def test_a_run_another_process_is_training_is_waited_for_not_trained_twice(harness):
+    """Two invocations on one work dir: the second waits on the run dir's
+    lock and takes the run the first one stores, instead of training into
+    the same folder (where it would read the other's metrics)."""
+    import threading
+    h, fake = harness
+    teacher, student = _jobs(h, rows=('student', ), seeds=(0, ))
+    h.run([teacher])
+    fake.calls.clear()
+    os.makedirs(osp.dirname(h.run_dir(student.key)), exist_ok=True)
+    lock = open(h.run_dir(student.key) + '.lock', 'w')
+    runs.fcntl.flock(lock, runs.fcntl.LOCK_EX)   # "the other process"
+    logs = []
+    h.log = logs.append
+
+    def other_process_finishes():
+        runs.save_result(h.results_path, student.key,
+                         {'coco/bbox_mAP': 0.123, 'options': student.options,
+                          'inputs': student.inputs, 'config': student.config})
+        lock.close()   # releases the lock
+
+    threading.Timer(0.3, other_process_finishes).start()
+    done = h.run([teacher, student])
+    assert done[student.key]['coco/bbox_mAP'] == 0.123
+    assert fake.calls == []
+    assert any('another process is running it' in m for m in logs)
