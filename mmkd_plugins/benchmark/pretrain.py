@@ -10,7 +10,8 @@ detector config loads it with ``init_cfg=dict(type='Pretrained', ...)``.
 
 The weights are cached under ``work_dirs/pretrain/``: :func:`pretrained_backbone`
 trains a backbone only if its checkpoint is missing or was made from another
-backbone config, other settings or another version of the data generator. The checkpoint holds only tensors and plain data
+backbone config, other settings or another version of the data generator.
+The checkpoint holds only tensors and plain data
 (``torch.load(weights_only=True)`` reads it), with the held-out top-1
 accuracy in its ``meta``.
 """

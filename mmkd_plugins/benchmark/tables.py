@@ -173,7 +173,8 @@ def suite_table(suite, results: Dict[str, dict], seeds: Sequence[int],
     if teacher:
         table.append({'row': 'teacher', 'config': teacher.get('config', suite.teacher),
                       'seeds': '0', 'mAP': pts(teacher['coco/bbox_mAP']),
-                      'per seed': pts(teacher['coco/bbox_mAP']), '_maps': [teacher['coco/bbox_mAP']]})
+                      'per seed': pts(teacher['coco/bbox_mAP']),
+                      '_maps': [teacher['coco/bbox_mAP']]})
     for name, row in suite.rows.items():
         maps = per_row[name]
         if not maps:

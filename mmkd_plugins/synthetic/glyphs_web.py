@@ -35,7 +35,8 @@ writers stay for validation.
 Layout (``out_dir``)::
 
     settings.json                     generation settings ("complete": true once done)
-    annotations/web.json              COCO json, images only: "annotations": [] (training reads this)
+    annotations/web.json              COCO json, images only: "annotations": []
+                                      (training reads this)
     annotations/web_truth.json        what was drawn, for analysis only (never read by training)
     web/000000.png ...                RGB images
 

@@ -110,7 +110,8 @@ def web_runner_cfg(root, work_dir, max_iters=4, hook=None, checkpoint_interval=2
                      loss=dict(type='DenseKDLoss'))))
     cfg = runner_cfg(root, work_dir, model, max_iters=max_iters,
                      checkpoint_interval=checkpoint_interval, **extra)
-    pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(64, 64), keep_ratio=True),
+    pipeline = [dict(type='LoadImageFromFile'),
+                dict(type='Resize', scale=(64, 64), keep_ratio=True),
                 dict(type='PackDetInputs')]
     cfg.train_dataloader = dict(
         batch_size=2, num_workers=0, sampler=dict(type='WebSelectionSampler', seed=0),

@@ -45,7 +45,8 @@ def run(args, cwd):
 def test_train_then_test(tmp_path, digits_root, script):
     work_dir = str(tmp_path / 'work')
     config = write_config(tmp_path, digits_root, work_dir)
-    train = mmdet_tool_path('train.py') if script == 'mmdet' else osp.join(REPO, 'tools', 'train.py')
+    train = (mmdet_tool_path('train.py') if script == 'mmdet'
+             else osp.join(REPO, 'tools', 'train.py'))
     log = run([train, config, '--work-dir', work_dir], cwd=str(tmp_path))
     assert 'coco/bbox_mAP' in log
     ckpt = osp.join(work_dir, 'iter_2.pth')
