@@ -379,15 +379,20 @@ def test_head_placement_measures_the_dense_head():
     assert torch.isfinite(model(**data, mode='loss')['loss_uet'])
 
 
-def test_head_placement_on_a_two_stage_teacher_uses_the_rpn_head():
-    spec = uet_spec(placement='head')
+def _two_stage_teacher_var(spec):
+    """A Faster R-CNN pair distilled at FPN levels 0-3 with ``spec``: the
+    model, a batch and the teacher's MC variance per level."""
     spec['levels'] = [0, 1, 2, 3]
     torch.manual_seed(0)
     model = MODELS.build(distiller_cfg(student=tiny_faster_rcnn(width=8, fpn=16),
                                        teacher=tiny_faster_rcnn(width=16, fpn=32),
                                        losses={'loss_uet': spec}))
     data = make_batch(model)
-    var = model.teacher_var(data['inputs'], 'loss_uet')
+    return model, data, model.teacher_var(data['inputs'], 'loss_uet')
+
+
+def test_head_placement_on_a_two_stage_teacher_uses_the_rpn_head():
+    model, data, var = _two_stage_teacher_var(uet_spec(placement='head'))
     # RPN: 3 anchors, one sigmoid score each; strides 4..32 of the 5 levels.
     assert [v.shape for v in var] == [(2, 3, 16 // 2**i, 16 // 2**i) for i in range(4)]
     model.train()
@@ -395,14 +400,7 @@ def test_head_placement_on_a_two_stage_teacher_uses_the_rpn_head():
 
 
 def test_stage_placement_on_a_two_stage_teacher():
-    spec = uet_spec()
-    spec['levels'] = [0, 1, 2, 3]
-    torch.manual_seed(0)
-    model = MODELS.build(distiller_cfg(student=tiny_faster_rcnn(width=8, fpn=16),
-                                       teacher=tiny_faster_rcnn(width=16, fpn=32),
-                                       losses={'loss_uet': spec}))
-    data = make_batch(model)
-    var = model.teacher_var(data['inputs'], 'loss_uet')
+    _, _, var = _two_stage_teacher_var(uet_spec())
     assert [v.shape for v in var] == [(2, 32, 16 // 2**i, 16 // 2**i) for i in range(4)]
     assert all(v.mean() > 0 for v in var)
 

@@ -41,17 +41,21 @@ def run(args, cwd):
     return out.stdout + out.stderr
 
 
+def tool(script, name):
+    """MMDetection's own copy of ``tools/<name>`` (``script='mmdet'``) or ours."""
+    return mmdet_tool_path(name) if script == 'mmdet' else osp.join(REPO, 'tools', name)
+
+
 @pytest.mark.parametrize('script', ['mmdet', 'ours'])
 def test_train_then_test(tmp_path, digits_root, script):
     work_dir = str(tmp_path / 'work')
     config = write_config(tmp_path, digits_root, work_dir)
-    train = (mmdet_tool_path('train.py') if script == 'mmdet'
-             else osp.join(REPO, 'tools', 'train.py'))
+    train = tool(script, 'train.py')
     log = run([train, config, '--work-dir', work_dir], cwd=str(tmp_path))
     assert 'coco/bbox_mAP' in log
     ckpt = osp.join(work_dir, 'iter_2.pth')
     assert osp.isfile(ckpt)
-    test = mmdet_tool_path('test.py') if script == 'mmdet' else osp.join(REPO, 'tools', 'test.py')
+    test = tool(script, 'test.py')
     log = run([test, config, ckpt, '--work-dir', str(tmp_path / 'test')], cwd=str(tmp_path))
     assert 'coco/bbox_mAP' in log
 
@@ -77,8 +81,7 @@ def write_data_free_config(tmp_path, digits_root, work_dir):
 def test_data_free_train_export_and_test_with_plain_mmdet(tmp_path, digits_root, script):
     work_dir = str(tmp_path / 'work')
     config = write_data_free_config(tmp_path, digits_root, work_dir)
-    train = (mmdet_tool_path('train.py') if script == 'mmdet'
-             else osp.join(REPO, 'tools', 'train.py'))
+    train = tool(script, 'train.py')
     log = run([train, config, '--work-dir', work_dir], cwd=str(tmp_path))
     assert 'g_loss_bn' in log and 'kept_frac' in log  # both steps ran and logged
     assert 'coco/bbox_mAP' in log                      # validated on the real images
