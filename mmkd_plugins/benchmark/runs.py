@@ -235,12 +235,15 @@ class Harness:
         for seed in seeds:
             for name in rows:
                 row = self.suite.rows[name]
+                inputs = base_inputs
+                if row.shared is not None:  # the other suite's run: its inputs, not our pools
+                    inputs = {k: v for k, v in base_inputs.items() if not k.startswith('pool:')}
                 config = row.config if row.distills else self.preset.config(row.config)
                 opts = (self._schedule(config, row.iters)
                         + preset_options(self.suite, self.preset, row)
                         + [f'randomness.seed={seed}'] + list(row.options))
                 job = Job(f'{self.row_prefix(name)}/{seed}', config, opts,
-                          dict(base_inputs, config=digests.setdefault(config,
+                          dict(inputs, config=digests.setdefault(config,
                                                                        config_digest(config))))
                 if row.distills:
                     job.needs.append(teacher.key)
@@ -268,7 +271,9 @@ class Harness:
             raise ValueError(f'{where}, but suite {self.suite.name!r} has no teacher_suite '
                              'to take them from')
         other = SUITES[self.suite.teacher_suite]
-        if (self.suite.data, self.suite.pools) != (other.data, other.pools):
+        # our further pools (the web pool) are fine: the shared row is the
+        # other suite's run, which reads none of them (see row_jobs)
+        if self.suite.data != other.data or not set(other.pools) <= set(self.suite.pools):
             raise ValueError(f'{where} of suite {other.name!r}, whose data differ from '
                              f'suite {self.suite.name!r}\'s')
         theirs = other.rows.get(row.shared)

@@ -49,7 +49,8 @@ class Row:
             the same data), the row of that suite whose runs this row is
             (same config, options, data and teacher): they are stored,
             reused and trained under that suite's key, so neither suite
-            trains them twice.
+            trains them twice. This suite's further pools (the web pool)
+            are not inputs of such a row: it reads none of them.
     """
     config: str
     twin: Optional[str] = 'inherit'
@@ -147,12 +148,13 @@ _WEB = 'configs/webly/{}_retinanet-r18-w16_retinanet-r50-w32_glyphs-web.py'
 # images) and never sees the target training images; every row is scored on
 # the target validation split with the glyph suite's teacher.
 WEBLY_ROWS = {
-    'student': Row(STUDENT, twin=None, distills=False,
-                   note='student alone, trained on the labelled target data'),
+    'student': Row(STUDENT, twin=None, distills=False, shared='student',
+                   note="student alone, trained on the labelled target data (the glyph "
+                        "suite's student runs)"),
     'target-student': Row(
-        INHERIT, twin='student',
+        INHERIT, twin='student', shared='inherit',
         note="upper bound: the labelled target data, the teacher's FPN output convs and "
-             'head, no distillation loss (the glyph suite\'s inherit)'),
+             "head, no distillation loss (the glyph suite's inherit runs)"),
     'web-kd': Row(_WEB.format('web-kd'), twin='target-student',
                   note='dense KD (class and box maps) on the whole web pool'),
     'kd3': Row(_WEB.format('kd3'), twin='web-kd',

@@ -1,4 +1,5 @@
 """The harness's scheduling and result cache, with training replaced by a fake."""
+import dataclasses
 import json
 import os
 import os.path as osp
@@ -385,3 +386,33 @@ def test_a_run_another_process_is_training_is_waited_for_not_trained_twice(harne
     assert done[student.key]['coco/bbox_mAP'] == 0.123
     assert fake.calls == []
     assert any('another process is running it' in m for m in logs)
+
+
+def test_a_shared_row_of_a_suite_with_a_pool_reuses_the_runs_without_it(reusing, tmp_path):
+    """The webly suite's upper bound is the glyph suite's inherit row; the
+    web pool is an input of the web rows only, so the stored inherit runs
+    are taken as they are and nothing trains again."""
+    h, fake = reusing
+    h.run(_jobs(h, rows=('inherit', ), seeds=(0, )))
+    fake.calls.clear()
+    rows = {'target': Row('i.py', twin=None, shared='inherit'), 'web': Row('w.py', twin=None)}
+    webly = Suite(name='toy-web', data=(), data_root='d/', rows=rows,
+                  default_rows=tuple(rows), teacher='t.py', pretrain={}, teacher_suite='toy',
+                  pools=(('--out', 'pool'), ))
+    h2 = runs.Harness(webly, PRESETS['cpu'], str(tmp_path), jobs=1, threads=1,
+                      log=lambda m: None)
+    teacher = h2.teacher_job(dict(data='d1'))  # as main() does: the pools are the rows'
+    jobs = [teacher] + h2.row_jobs(['target', 'web'], [0], {'data': 'd1', 'pool:pool': 'p1'},
+                                   teacher)
+    assert [j.inputs.get('pool:pool') for j in jobs[1:]] == [None, 'p1']
+    done = h2.run(jobs)
+    assert [(c[0], osp.relpath(c[1], str(tmp_path))) for c in fake.calls] == [
+        ('w.py', 'toy-web/web_seed0')]
+    assert h2.with_shared_runs(done)['toy-web/target/0'] is done['toy/inherit/0']
+    # the other way round, the teacher suite's pool would be missing here
+    from mmkd_plugins.benchmark import suites
+    suites.SUITES['toy'] = dataclasses.replace(h.suite, pools=(('--out', 'pool'), ))
+    plain = dataclasses.replace(webly, pools=())
+    with pytest.raises(ValueError, match="of suite 'toy', whose data differ"):
+        runs.Harness(plain, PRESETS['cpu'], str(tmp_path), log=lambda m: None).row_prefix(
+            'target')
