@@ -258,7 +258,8 @@ class Harness:
 
         Raises:
             ValueError: if a shared row's suite has no ``teacher_suite``,
-                other data or pools than it, or the shared row is not the
+                other data than it, or that suite has pools of its own (the
+                row's inputs leave every pool out), or the shared row is not the
                 same run (config, options, schedule) there: its runs would
                 not be the other suite's.
         """
@@ -276,7 +277,7 @@ class Harness:
         # its inputs; that holds only while the other suite has no pool
         if self.suite.data != other.data or other.pools:
             raise ValueError(f'{where} of suite {other.name!r}, whose data differ from '
-                             f'suite {self.suite.name!r}\'s')
+                             f'suite {self.suite.name!r}\'s or which has pools of its own')
         theirs = other.rows.get(row.shared)
         if theirs is None or (theirs.config, theirs.distills, theirs.cfg_options) != (
                 row.config, row.distills, row.cfg_options):
