@@ -235,9 +235,10 @@ def test_group_suite_distils_from_the_teacher_suite_and_evaluates_it(group_harne
     # The teacher suite's own job: its key, its data, its work dir.
     assert teacher.key == 'toy/teacher/0' and teacher.inputs['data'] == 'data of toy'
     done = gh.run(jobs)
-    assert [c[0] for c in fake.calls].count('t.py') == 1
     teacher_dir = osp.join(h.work_dir, 'toy', 'teacher_seed0')
-    assert fake.calls[0][1] == teacher_dir
+    # trained once, in its own suite's folder (the student alone, which needs
+    # no teacher, may start first: the harness runs two jobs at a time)
+    assert [c[1] for c in fake.calls if c[0] == 't.py'] == [teacher_dir]
     ckpt = h.teacher_checkpoint()
     assert gh.teacher_checkpoint() == ckpt and ckpt.startswith(teacher_dir)
     # Rows distil from it and run in the group suite's folder.
